@@ -1,0 +1,75 @@
+import { z } from "zod";
+import { ConfigError } from "../core/errors.js";
+import { crossFieldProblems, envSchema } from "./schema.js";
+
+/** Typed configuration. Built once per process by its composition root and passed down. */
+export interface Config {
+  databaseUrl: string;
+  redisUrl: string;
+  calcom: { apiUrl: string; clientId: string; clientSecret: string; timeoutMs: number };
+  encryptionKeys: { id: string; key: Buffer }[];
+  refresh: {
+    leadMs: number;
+    jitterMs: number;
+    onDemandBufferMs: number;
+    leaseMs: number;
+    ratePerMinute: number;
+  };
+  sweepIntervalMs: number;
+  workerConcurrency: number;
+  events: { webhookUrl: string; secret: string } | null;
+  bullBoard: { username: string; password: string } | null;
+  port: number;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  queuePrefix: string;
+}
+
+/**
+ * The only reader of the environment. Every problem is reported at once; values of secrets are never
+ * echoed (zod issues carry paths and rules, not inputs, and we print only those).
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable counts as unset (a copied .env.example leaves optional ones empty).
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ""));
+  const parsed = envSchema.safeParse(present);
+  const problems = [...(parsed.success ? [] : parsed.error.issues.map(describeIssue)), ...crossFieldProblems(present)];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    calcom: {
+      apiUrl: e.CAL_API_URL.replace(/\/+$/, ""),
+      clientId: e.CAL_CLIENT_ID,
+      clientSecret: e.CAL_CLIENT_SECRET,
+      timeoutMs: e.CAL_HTTP_TIMEOUT_MS,
+    },
+    encryptionKeys: e.TOKEN_ENCRYPTION_KEYS,
+    refresh: {
+      leadMs: e.REFRESH_LEAD_SECONDS * 1000,
+      jitterMs: e.REFRESH_JITTER_SECONDS * 1000,
+      onDemandBufferMs: e.ON_DEMAND_BUFFER_SECONDS * 1000,
+      leaseMs: e.REFRESH_LEASE_SECONDS * 1000,
+      ratePerMinute: e.CAL_REFRESH_RATE_PER_MINUTE,
+    },
+    sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    events:
+      e.EVENTS_WEBHOOK_URL && e.EVENTS_WEBHOOK_SECRET
+        ? { webhookUrl: e.EVENTS_WEBHOOK_URL, secret: e.EVENTS_WEBHOOK_SECRET }
+        : null,
+    bullBoard:
+      e.BULL_BOARD_USERNAME && e.BULL_BOARD_PASSWORD
+        ? { username: e.BULL_BOARD_USERNAME, password: e.BULL_BOARD_PASSWORD }
+        : null,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    queuePrefix: e.QUEUE_PREFIX,
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const name = issue.path.length > 0 ? issue.path.join(".") : "(environment)";
+  if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return `${name}: required`;
+  return `${name}: ${issue.message}`;
+}

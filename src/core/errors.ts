@@ -1,0 +1,62 @@
+/**
+ * Errors with stable, namespaced codes (the web app switches on `code`, never on `message`).
+ * Messages never contain token strings: callers pass only ids and classifications.
+ */
+export const ERROR_CODES = {
+  invalidUserUlid: "input.invalid_user_ulid",
+  invalidInput: "input.invalid",
+  notFound: "token.not_found",
+  decryptFailed: "token.decrypt_failed",
+  reconnectRequired: "token.reconnect_required",
+  expired: "token.expired",
+  rejected: "calcom.refresh_rejected",
+  rateLimited: "calcom.rate_limited",
+  transient: "calcom.transient",
+  timeout: "calcom.timeout",
+  malformed: "calcom.malformed_response",
+  calcomConfig: "calcom.config_error",
+  storeUnavailable: "store.unavailable",
+  persistPending: "store.persist_pending",
+  leaseTimeout: "refresh.lease_timeout",
+  config: "config.invalid",
+  internal: "internal.error",
+} as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = this.constructor.name;
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** A ciphertext that does not authenticate (tampered, wrong user, unknown key). Never garbage. */
+export class TokenDecryptError extends AppError {
+  constructor(message: string) {
+    super(ERROR_CODES.decryptFailed, message, { retryable: false });
+  }
+}
+
+/** Bad configuration: lists every problem at once. */
+export class ConfigError extends AppError {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(ERROR_CODES.config, `Invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.problems = problems;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** Normalises anything thrown into an Error without copying foreign properties (which may hold secrets). */
+export function toSafeError(err: unknown): { code: ErrorCode; message: string; retryable: boolean } {
+  if (isAppError(err)) return { code: err.code, message: err.message, retryable: err.retryable };
+  return { code: ERROR_CODES.internal, message: "unexpected internal error", retryable: true };
+}

@@ -1,0 +1,128 @@
+/**
+ * The adapter interfaces the refresh use case and the on-demand module depend on. Concrete
+ * implementations: src/calcom (got), src/store (Prisma). Pure types only.
+ */
+import type { CalRefreshResult } from "./calcom-result.js";
+import type { CalTokenKind, CalTokenStatus, TokenPair } from "./types.js";
+
+export interface CalcomTokenApi {
+  /** Managed user: POST /v2/oauth/{clientId}/refresh. Never retried automatically. */
+  refreshManaged(refreshToken: string): Promise<CalRefreshResult>;
+  /** Managed user: POST /v2/oauth-clients/{clientId}/users/{calUserId}/force-refresh. */
+  forceRefreshManaged(calUserId: number): Promise<CalRefreshResult>;
+  /** OAuth2 app: POST /v2/auth/oauth2/token with grant_type=refresh_token. */
+  refreshOAuth2(refreshToken: string): Promise<CalRefreshResult>;
+}
+
+/** Row metadata: everything except the secrets. Safe to log field by field. */
+export interface TokenMeta {
+  userUlid: string;
+  kind: CalTokenKind;
+  calUserId: number | null;
+  accessTokenExpiresAt: Date;
+  refreshTokenExpiresAt: Date | null;
+  status: CalTokenStatus;
+  version: number;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  rotationUncertain: boolean;
+  failureCount: number;
+  firstFailureAt: Date | null;
+  lastFailureAt: Date | null;
+  lastFailureCode: string | null;
+  lastRefreshedAt: Date | null;
+  nextRefreshAt: Date;
+  lastUsedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A row with its tokens decrypted. */
+export interface TokenRecord extends TokenMeta {
+  accessToken: string;
+  refreshToken: string;
+}
+
+export interface SaveTokensInput {
+  userUlid: string;
+  kind: CalTokenKind;
+  calUserId: number | null;
+  pair: TokenPair;
+  nextRefreshAt: Date;
+  now: Date;
+}
+
+export type LeaseResult =
+  | { kind: "acquired"; token: TokenRecord }
+  | { kind: "held"; meta: TokenMeta }
+  | { kind: "missing" };
+
+export type AuditOutcome =
+  | "REFRESHED"
+  | "FORCE_REFRESHED"
+  | "FAILED_TRANSIENT"
+  | "RECONNECT_REQUIRED"
+  | "RECOVERED"
+  | "CONFIG_ERROR";
+
+export interface AuditEntry {
+  userUlid: string;
+  outcome: AuditOutcome;
+  trigger: string;
+  errorCode?: string | null;
+  version?: number | null;
+  durationMs?: number | null;
+}
+
+export interface TokenStore {
+  /** One primary-key read, tokens decrypted. Throws TokenDecryptError for a bad ciphertext. */
+  get(userUlid: string): Promise<TokenRecord | null>;
+  /** One primary-key read without decrypting. */
+  getMeta(userUlid: string): Promise<TokenMeta | null>;
+  /** Upsert after the connect flow: new pair, status ACTIVE, failures and lease cleared, version + 1. */
+  save(input: SaveTokensInput): Promise<TokenMeta>;
+  /**
+   * Atomically take the refresh lease if it is free or lapsed (one UPDATE … RETURNING), which also
+   * re-reads the row. `until` must outlive the HTTP timeout of the refresh call.
+   */
+  acquireLease(userUlid: string, owner: string, until: Date, now: Date): Promise<LeaseResult>;
+  /** Release only if `owner` still holds it. */
+  releaseLease(userUlid: string, owner: string): Promise<void>;
+  /**
+   * Compare-and-swap the rotated pair: WHERE version = expectedVersion. Clears the lease (if ours),
+   * failures and rotationUncertain; status ACTIVE; version + 1. `false` = another writer won.
+   */
+  saveRotated(input: {
+    userUlid: string;
+    expectedVersion: number;
+    owner: string;
+    pair: TokenPair;
+    nextRefreshAt: Date;
+    now: Date;
+  }): Promise<{ ok: true; meta: TokenMeta } | { ok: false }>;
+  /**
+   * Failure bookkeeping, CAS on version (a stale failure never touches a newer pair). The count goes
+   * up at most once per `failureWindowMs`. Releases the lease if ours. Does not bump the version.
+   */
+  recordFailure(input: {
+    userUlid: string;
+    expectedVersion: number;
+    owner: string;
+    code: string;
+    rotationUncertain: boolean;
+    nextRefreshAt: Date;
+    failureWindowMs: number;
+    now: Date;
+  }): Promise<boolean>;
+  /** status = RECONNECT_REQUIRED, CAS on version; releases the lease if ours. */
+  markReconnectRequired(input: {
+    userUlid: string;
+    expectedVersion: number;
+    owner: string;
+    code: string;
+    now: Date;
+  }): Promise<boolean>;
+  /** Records use by a request path (prioritises busy users). Cheap, best effort. */
+  touchLastUsed(userUlid: string, now: Date): Promise<void>;
+  insertAudit(entry: AuditEntry): Promise<void>;
+}

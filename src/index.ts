@@ -1,0 +1,21 @@
+/** Public entry point of `cal-token-worker` (architecture §5: these names are a contract). */
+export {
+  ensureValidCalToken,
+  handleCalApiResponse,
+  saveCalTokens,
+  getCalTokenStatus,
+  closeCalTokenClient,
+} from "./ondemand/default-client.js";
+export { createCalTokenClient } from "./ondemand/client.js";
+export type { CalTokenClient, CalTokenClientOptions } from "./ondemand/client.js";
+export type { HandleApiResponseOptions } from "./ondemand/token-service.js";
+export type {
+  CalTokenInfo,
+  CalTokenKind,
+  CalTokenStatus,
+  CalTokenStatusReport,
+  SaveCalTokensInput,
+  TokenRefreshResult,
+} from "./ondemand/types.js";
+export { AppError, ConfigError, ERROR_CODES, type ErrorCode } from "./core/errors.js";
+export { loadConfig, type Config } from "./config/config.js";

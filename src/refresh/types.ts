@@ -1,0 +1,45 @@
+import type { AuditOutcome, TokenRecord } from "../core/ports.js";
+import type { ErrorCode } from "../core/errors.js";
+import type { RefreshTrigger } from "../core/types.js";
+
+export interface RefreshRequest {
+  userUlid: string;
+  trigger: RefreshTrigger;
+  /** Refresh even if the token looks fresh (still single-flight: a refresh that lands while we wait satisfies it). */
+  force?: boolean;
+  /** The access token Cal.com just rejected. If the stored one already differs, no refresh is needed. */
+  staleAccessToken?: string;
+  /** Row version the caller based its decision on; any newer version satisfies the request. */
+  observedVersion?: number;
+}
+
+export interface RefreshFailure {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+export type RefreshOutcome =
+  | {
+      ok: true;
+      /** `refreshed` / `force_refreshed`: this call rotated; `by_other`: another caller did; `not_needed`. */
+      how: "refreshed" | "force_refreshed" | "by_other" | "not_needed";
+      token: TokenRecord;
+    }
+  | {
+      ok: false;
+      error: RefreshFailure;
+      /** The stored token as last seen (may still be valid), or null if there is none. */
+      token: TokenRecord | null;
+      /** For rate limiting: when Cal.com's window resets. */
+      retryAfterMs?: number;
+    };
+
+/** Emitted once per attempt outcome; metrics and events hang off this (no secrets inside). */
+export interface OutcomeEvent {
+  userUlid: string;
+  outcome: AuditOutcome;
+  trigger: RefreshTrigger;
+  errorCode: string | null;
+  durationMs: number;
+}

@@ -1,0 +1,75 @@
+import { createHash, randomUUID } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import pg from "pg";
+
+/**
+ * Applies prisma/migrations/<name>/migration.sql in name order, recording each in `_prisma_migrations`
+ * exactly as `prisma migrate deploy` does (same table, sha256 checksum of the file, finished_at,
+ * applied_steps_count = 1), so a later `prisma migrate deploy` in production sees them as applied.
+ * Needed because Prisma's schema engine binary cannot be downloaded on every machine.
+ */
+export async function applyMigrations(
+  databaseUrl: string,
+  migrationsDir: string,
+): Promise<{ applied: string[]; skipped: string[] }> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    // Same DDL Prisma uses, so either tool can own the table.
+    await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+      "id" VARCHAR(36) PRIMARY KEY NOT NULL,
+      "checksum" VARCHAR(64) NOT NULL,
+      "finished_at" TIMESTAMPTZ,
+      "migration_name" VARCHAR(255) NOT NULL,
+      "logs" TEXT,
+      "rolled_back_at" TIMESTAMPTZ,
+      "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+      "applied_steps_count" INTEGER NOT NULL DEFAULT 0)`);
+    // One migrator at a time (two dynos releasing at once).
+    await client.query("SELECT pg_advisory_lock(72707369)");
+    const done = await client.query<{ migration_name: string; checksum: string }>(
+      `SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    );
+    const applied = new Map(done.rows.map((r) => [r.migration_name, r.checksum]));
+    const names = (await readdir(migrationsDir, { withFileTypes: true }))
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+    const result = { applied: [] as string[], skipped: [] as string[] };
+    for (const name of names) {
+      const sql = await readFile(path.join(migrationsDir, name, "migration.sql"), "utf8");
+      const checksum = createHash("sha256").update(sql).digest("hex");
+      const previous = applied.get(name);
+      if (previous !== undefined) {
+        if (previous !== checksum) throw new Error(`migration ${name} was modified after it was applied`);
+        result.skipped.push(name);
+        continue;
+      }
+      const id = randomUUID();
+      await client.query("BEGIN");
+      try {
+        await client.query(
+          `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) VALUES ($1, $2, $3, now(), 0)`,
+          [id, checksum, name],
+        );
+        await client.query(sql);
+        await client.query(
+          `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
+          [id],
+        );
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK");
+        throw new Error(`migration ${name} failed: ${(err as Error).message}`, { cause: err });
+      }
+      result.applied.push(name);
+    }
+    await client.query("SELECT pg_advisory_unlock(72707369)");
+    return result;
+  } finally {
+    await client.end();
+  }
+}
+
+export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../prisma/migrations");

@@ -1,0 +1,17 @@
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../generated/prisma/client.js";
+
+export type { PrismaClient } from "../generated/prisma/client.js";
+
+/**
+ * Prisma 7 with the pg driver adapter: no engine binary at run time. `max` bounds the pool;
+ * `connectionTimeoutMillis` makes a dead database fail fast instead of hanging a request path.
+ */
+export function createPrisma(databaseUrl: string, opts: { max?: number } = {}): PrismaClient {
+  const adapter = new PrismaPg({
+    connectionString: databaseUrl,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: 5_000,
+  });
+  return new PrismaClient({ adapter });
+}
