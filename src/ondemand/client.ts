@@ -47,15 +47,16 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   const prisma = options.prisma ?? (ownsPrisma ? createPrisma(config.databaseUrl, { max: options.databasePoolSize ?? 10 }) : undefined);
   const store =
     options.store ?? createTokenStore({ prisma: prisma as PrismaClient, cipher: createTokenCipher(config.encryptionKeys) });
-  const calcom =
-    options.calcom ??
-    createCalcomClient({
+  const ownCalcom = options.calcom
+    ? null
+    : createCalcomClient({
       baseUrl: config.calcom.apiUrl,
       clientId: config.calcom.clientId,
       clientSecret: config.calcom.clientSecret,
       timeoutMs: config.calcom.timeoutMs,
       logger,
     });
+  const calcom: CalcomTokenApi = options.calcom ?? (ownCalcom as CalcomTokenApi);
   const refresher = createRefresher({
     store,
     calcom,
@@ -90,6 +91,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     close() {
       closing ??= (async () => {
         await refresher.close();
+        ownCalcom?.close();
         if (ownsPrisma && prisma) await prisma.$disconnect();
       })();
       return closing;

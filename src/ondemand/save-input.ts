@@ -5,14 +5,16 @@ import { isUlid, normalizeUlid } from "../core/ulid.js";
 import type { SaveCalTokensInput } from "./types.js";
 
 /** Cal.com sends epoch milliseconds; a value below 1e12 is almost certainly seconds, a silent 1000× error. */
-const instant = z.union([
-  z.date().refine((d) => !Number.isNaN(d.getTime()), "invalid date"),
-  z
-    .number()
-    .finite()
-    .refine((n) => n >= 1e12, "epoch milliseconds expected (this looks like seconds)")
-    .transform((n) => new Date(n)),
-]);
+const instant = z.unknown().transform((v, ctx): Date => {
+  if (v instanceof Date && !Number.isNaN(v.getTime())) return v;
+  if (typeof v === "number" && Number.isFinite(v)) {
+    if (v >= 1e12) return new Date(v);
+    ctx.addIssue({ code: "custom", message: "epoch milliseconds expected (this looks like seconds)" });
+    return z.NEVER;
+  }
+  ctx.addIssue({ code: "custom", message: "must be a valid Date or epoch milliseconds" });
+  return z.NEVER;
+});
 
 const schema = z
   .object({
@@ -20,7 +22,7 @@ const schema = z
     accessToken: z.string().trim().min(1, "must be a non-empty string"),
     refreshToken: z.string().trim().min(1, "must be a non-empty string"),
     accessTokenExpiresAt: instant,
-    refreshTokenExpiresAt: instant.nullable().optional(),
+    refreshTokenExpiresAt: z.union([z.null(), z.undefined(), instant]).optional(),
     kind: z.enum(["managed", "oauth2"]).default("managed"),
     calUserId: z.number().int().positive().optional(),
   })

@@ -12,6 +12,9 @@ export function createPrisma(databaseUrl: string, opts: { max?: number } = {}): 
     connectionString: databaseUrl,
     max: opts.max ?? 10,
     connectionTimeoutMillis: 5_000,
+    // The adapter sends and reads timestamps as UTC wall-clock time; pin the session so a server
+    // configured with another TimeZone cannot shift stored instants.
+    options: "-c TimeZone=UTC",
   });
   return new PrismaClient({ adapter });
 }

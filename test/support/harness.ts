@@ -1,0 +1,124 @@
+/**
+ * Integration harness: the real on-demand client against the run's Postgres database and a fake
+ * Cal.com over HTTP. Every log line goes through testLogger() (scanned for leaked tokens).
+ */
+import { ulid } from "ulid";
+import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/ondemand/client.js";
+import { createPrisma, type PrismaClient } from "../../src/store/prisma.js";
+import { startFakeCalcom } from "../fakes/calcom/index.js";
+import type { FakeCalcom, FakeCalcomOptions } from "../fakes/calcom/index.js";
+import { testLogger } from "./log-sink.js";
+
+export const TEST_ENCRYPTION_KEYS = `test1:${Buffer.alloc(32, 42).toString("base64")}`;
+
+export function testDatabaseUrl(): string {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) throw new Error("TEST_DATABASE_URL is not set: run through jest (test/support/global-setup)");
+  return url;
+}
+
+/** A complete environment for the client under test; overrides win. */
+export function testEnv(calUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: testDatabaseUrl(),
+    CAL_API_URL: calUrl,
+    CAL_CLIENT_ID: "fake-client",
+    CAL_CLIENT_SECRET: "fake-secret",
+    TOKEN_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
+    CAL_HTTP_TIMEOUT_MS: "2000",
+    REFRESH_LEASE_SECONDS: "10",
+    LOG_LEVEL: "debug",
+    ...overrides,
+  };
+}
+
+export interface Harness {
+  fake: FakeCalcom;
+  client: CalTokenClient;
+  /** A separate Prisma client for assertions. */
+  db: PrismaClient;
+  logs: () => Record<string, unknown>[];
+  seedManaged(opts?: { ttlMs?: number; withCalUserId?: boolean }): Promise<SeededUser>;
+  seedOAuth2(opts?: { ttlMs?: number }): Promise<SeededUser>;
+  /** Another client (as another web dyno would be) on the same database and fake. */
+  newClient(overrides?: Record<string, string>, options?: Partial<CalTokenClientOptions>): CalTokenClient;
+  close(): Promise<void>;
+}
+
+export interface SeededUser {
+  userUlid: string;
+  calUserId: number;
+  accessToken: string;
+  refreshToken: string;
+}
+
+export async function startHarness(
+  opts: { fake?: FakeCalcomOptions; env?: Record<string, string>; client?: Partial<CalTokenClientOptions> } = {},
+): Promise<Harness> {
+  const fake = await startFakeCalcom({
+    rateLimit: false,
+    ...(process.env.TEST_ISSUED_TOKENS_FILE ? { issuedTokensFile: process.env.TEST_ISSUED_TOKENS_FILE } : {}),
+    ...opts.fake,
+  });
+  const { logger, lines } = testLogger();
+  const clients: CalTokenClient[] = [];
+  const newClient = (overrides: Record<string, string> = {}, options: Partial<CalTokenClientOptions> = {}) => {
+    const c = createCalTokenClient({
+      env: testEnv(fake.url, { ...opts.env, ...overrides }),
+      logger,
+      refreshPolicy: { pollIntervalMs: 20, persistRetryBaseMs: 50 },
+      databasePoolSize: 4,
+      ...opts.client,
+      ...options,
+    });
+    clients.push(c);
+    return c;
+  };
+  const client = newClient();
+  const db = createPrisma(testDatabaseUrl(), { max: 2 });
+
+  return {
+    fake,
+    client,
+    db,
+    logs: lines,
+    newClient,
+    async seedManaged({ ttlMs = 60 * 60_000, withCalUserId = true } = {}) {
+      const u = fake.createManagedUser({ accessTokenTtlMs: ttlMs });
+      const userUlid = ulid();
+      await client.saveCalTokens({
+        userUlid,
+        accessToken: u.accessToken,
+        refreshToken: u.refreshToken,
+        accessTokenExpiresAt: u.accessTokenExpiresAt,
+        refreshTokenExpiresAt: u.refreshTokenExpiresAt,
+        kind: "managed",
+        ...(withCalUserId ? { calUserId: u.calUserId } : {}),
+      });
+      return { userUlid, calUserId: u.calUserId, accessToken: u.accessToken, refreshToken: u.refreshToken };
+    },
+    async seedOAuth2({ ttlMs = 30 * 60_000 } = {}) {
+      const g = fake.createOAuth2Grant({ accessTokenTtlMs: ttlMs });
+      const userUlid = ulid();
+      await client.saveCalTokens({
+        userUlid,
+        accessToken: g.accessToken,
+        refreshToken: g.refreshToken,
+        accessTokenExpiresAt: g.accessTokenExpiresAt,
+        kind: "oauth2",
+      });
+      return { userUlid, calUserId: g.calUserId, accessToken: g.accessToken, refreshToken: g.refreshToken };
+    },
+    async close() {
+      await Promise.allSettled(clients.map((c) => c.close()));
+      await db.$disconnect();
+      await fake.close();
+    },
+  };
+}
+
+/** Sum of calls to the three token endpoints. */
+export function tokenEndpointCalls(fake: FakeCalcom): number {
+  const c = fake.stats().calls;
+  return (c["managed.refresh"] ?? 0) + (c["managed.forceRefresh"] ?? 0) + (c["oauth2.token"] ?? 0);
+}
