@@ -54,6 +54,12 @@ export function classifyResponse(
     if (endpoint === "oauth2" && (err.code === "invalid_client" || err.code === "unauthorized_client")) {
       return { kind: "config_error", status, message: text };
     }
+    // Cal.com always answers 404 with a JSON error. A bare 404 (HTML, empty) comes from a wrong
+    // CAL_API_URL or a proxy: treating it as a dead grant would send every user to force-refresh and
+    // then to "reconnect required" after one bad deploy.
+    if (status === 404 && err.code === undefined && body === undefined) {
+      return { kind: "config_error", status, message: `${text} without a Cal.com error body (check CAL_API_URL)` };
+    }
     return { kind: "rejected", status, code: err.code ?? `HTTP_${status}`, message: text };
   }
 

@@ -5,7 +5,7 @@
 import http from "node:http";
 import https from "node:https";
 import { performance } from "node:perf_hooks";
-import got from "got";
+import got, { type Response } from "got";
 import type { CalRefreshResult } from "../core/calcom-result.js";
 import type { CalcomTokenApi } from "../core/ports.js";
 import { componentLogger, type Logger } from "../log/logger.js";
@@ -77,18 +77,20 @@ export function createCalcomClient(deps: CalcomClientDeps): CalcomClient {
     const startedAt = performance.now();
     // Expiry is counted from before the request: errs on the early side by at most the round trip.
     const requestedAtMs = now();
-    let result: CalRefreshResult;
-    let status: number | null = null;
+    // Only the network call is guarded: a bug in classification must throw, not pose as a network error.
+    let outcome: { res: Response<string> } | { failed: CalRefreshResult };
     try {
-      const res = await client.post(url, opts);
-      status = res.statusCode;
-      result = classifyResponse(endpoint, res.statusCode, res.headers as ResponseHeaders, res.body, requestedAtMs);
+      outcome = { res: await client.post(url, opts) };
     } catch (err) {
       // The got error carries the request options (refresh token, secret): read, never pass on.
-      result = classifyRequestError(err);
-      status = "status" in result ? result.status : null;
+      outcome = { failed: classifyRequestError(err) };
     }
-    result = scrub(result, secrets);
+    const raw =
+      "res" in outcome
+        ? classifyResponse(endpoint, outcome.res.statusCode, outcome.res.headers as ResponseHeaders, outcome.res.body, requestedAtMs)
+        : outcome.failed;
+    const status = "res" in outcome ? outcome.res.statusCode : "status" in raw ? raw.status : null;
+    const result = scrub(raw, secrets);
     logResult(log, op, result, status, Math.round(performance.now() - startedAt));
     return result;
   }

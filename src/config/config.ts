@@ -6,7 +6,14 @@ import { crossFieldProblems, envSchema } from "./schema.js";
 export interface Config {
   databaseUrl: string;
   redisUrl: string;
-  calcom: { apiUrl: string; clientId: string; clientSecret: string; timeoutMs: number };
+  calcom: {
+    apiUrl: string;
+    clientId: string;
+    clientSecret: string;
+    /** OAuth 2.0 app credentials for oauth2 users (the platform client's when not set). */
+    oauth2: { clientId: string; clientSecret: string };
+    timeoutMs: number;
+  };
   encryptionKeys: { id: string; key: Buffer }[];
   refresh: {
     leadMs: number;
@@ -42,6 +49,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       apiUrl: e.CAL_API_URL.replace(/\/+$/, ""),
       clientId: e.CAL_CLIENT_ID,
       clientSecret: e.CAL_CLIENT_SECRET,
+      oauth2: {
+        clientId: e.CAL_OAUTH_CLIENT_ID ?? e.CAL_CLIENT_ID,
+        clientSecret: e.CAL_OAUTH_CLIENT_SECRET ?? e.CAL_CLIENT_SECRET,
+      },
       timeoutMs: e.CAL_HTTP_TIMEOUT_MS,
     },
     encryptionKeys: e.TOKEN_ENCRYPTION_KEYS,

@@ -46,6 +46,9 @@ export const envSchema = z
     CAL_API_URL: url(/^https?$/).default("https://api.cal.com"),
     CAL_CLIENT_ID: z.string().trim().min(1),
     CAL_CLIENT_SECRET: z.string().trim().min(1),
+    /** Cal.com OAuth 2.0 app (oauth2 users); defaults to the platform client above. */
+    CAL_OAUTH_CLIENT_ID: z.string().trim().min(1).optional(),
+    CAL_OAUTH_CLIENT_SECRET: z.string().trim().min(1).optional(),
     TOKEN_ENCRYPTION_KEYS: encryptionKeys,
     REFRESH_LEAD_SECONDS: int(0).default(600),
     REFRESH_JITTER_SECONDS: int(0).default(300),
@@ -81,6 +84,9 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   // The lease must outlive the refresh call, or a second process could refresh with the same token.
   if (lease !== null && timeout !== null && lease * 1000 < 2 * timeout + 5_000) {
     problems.push("REFRESH_LEASE_SECONDS: must be at least 2 × CAL_HTTP_TIMEOUT_MS + 5 s (a refresh may call refresh and then force-refresh)");
+  }
+  if (Boolean(env.CAL_OAUTH_CLIENT_ID) !== Boolean(env.CAL_OAUTH_CLIENT_SECRET)) {
+    problems.push("CAL_OAUTH_CLIENT_SECRET: set both CAL_OAUTH_CLIENT_ID and CAL_OAUTH_CLIENT_SECRET, or neither");
   }
   if (env.EVENTS_WEBHOOK_URL && !env.EVENTS_WEBHOOK_SECRET) {
     problems.push("EVENTS_WEBHOOK_SECRET: required when EVENTS_WEBHOOK_URL is set");

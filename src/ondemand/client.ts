@@ -54,6 +54,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
       clientId: config.calcom.clientId,
       clientSecret: config.calcom.clientSecret,
       timeoutMs: config.calcom.timeoutMs,
+      oauth2: config.calcom.oauth2,
       logger,
     });
   const calcom: CalcomTokenApi = options.calcom ?? (ownCalcom as CalcomTokenApi);

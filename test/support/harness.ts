@@ -24,6 +24,8 @@ export function testEnv(calUrl: string, overrides: Record<string, string> = {}):
     CAL_API_URL: calUrl,
     CAL_CLIENT_ID: "fake-client",
     CAL_CLIENT_SECRET: "fake-secret",
+    CAL_OAUTH_CLIENT_ID: "fake-oauth-client",
+    CAL_OAUTH_CLIENT_SECRET: "fake-oauth-secret",
     TOKEN_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     CAL_HTTP_TIMEOUT_MS: "2000",
     REFRESH_LEASE_SECONDS: "10",

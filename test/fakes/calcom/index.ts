@@ -1,0 +1,14 @@
+/** The fake Cal.com API v2 for tests: start it in-process, or run main.ts and drive it via /__fake/. */
+export { startFakeCalcom } from "./server.js";
+export { FAULTS } from "./types.js";
+export type {
+  FakeCalcom,
+  FakeCalcomOptions,
+  FakeStats,
+  Fault,
+  FaultSwitches,
+  ManagedUserSeed,
+  OAuth2GrantSeed,
+  RateLimitConfig,
+  SeedOptions,
+} from "./types.js";

@@ -1,0 +1,124 @@
+/**
+ * Public contract of the fake Cal.com API v2 (see /work/shared/design/calcom-api.md §7).
+ * Other test code depends on these shapes; change them only together with their users.
+ */
+
+export interface FakeCalcomOptions {
+  /** Default 0: the OS picks a free port. */
+  port?: number;
+  /** Platform OAuth clients (managed users). Default [{ id: "fake-client", secret: "fake-secret" }]. */
+  clients?: { id: string; secret: string }[];
+  /** Third-party OAuth 2.0 clients. Default [{ id: "fake-oauth-client", secret: "fake-oauth-secret" }]. */
+  oauth2Clients?: { id: string; secret: string }[];
+  /** When set, managed AT expiry = now + ttl exactly (no minute flooring), so tests can use 2-second tokens. */
+  accessTokenTtlMs?: number;
+  /** OAuth 2.0 access-token lifetime; default 1800 s like Cal.com. */
+  oauth2AccessTokenTtlMs?: number;
+  /** Injectable clock used for token expiry and the rate limiter. Default Date.now. */
+  now?: () => number;
+  /** Override every bucket's limit, or `false` to disable; default is Cal.com's (§3). */
+  rateLimit?: RateLimitConfig | false;
+  /** Cal.com does not check managed refresh-token expiry; turn this on to make it. Default false. */
+  enforceRefreshTokenExpiry?: boolean;
+  /** Append every token string the fake issues, one per line (lets a test scan logs for leaked secrets). */
+  issuedTokensFile?: string;
+}
+
+export interface RateLimitConfig {
+  limit: number;
+  windowMs: number;
+  blockMs: number;
+}
+
+export interface ManagedUserSeed {
+  calUserId: number;
+  accessToken: string;
+  refreshToken: string;
+  accessTokenExpiresAt: number;
+  refreshTokenExpiresAt: number;
+}
+
+export interface OAuth2GrantSeed {
+  calUserId: number;
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  accessTokenExpiresAt: number;
+}
+
+export interface SeedOptions {
+  clientId?: string;
+  accessTokenTtlMs?: number;
+}
+
+export interface FakeCalcom {
+  /** "http://127.0.0.1:PORT" */
+  url: string;
+  /** Closes the server and destroys open sockets, including hung ones. */
+  close(): Promise<void>;
+  createManagedUser(opts?: SeedOptions): ManagedUserSeed;
+  createOAuth2Grant(opts?: SeedOptions): OAuth2GrantSeed;
+  /** Moves the token's expiry into the past; the row is kept, so it answers 498 (until purged). */
+  expireAccessToken(accessToken: string): void;
+  setAccessTokenTtlMs(ms: number): void;
+  /** Faults for the three token endpoints (managed refresh, force-refresh, oauth2 token). */
+  faults: FaultSwitches;
+  stats(): FakeStats;
+  resetStats(): void;
+  isRefreshTokenLive(refreshToken: string): boolean;
+  isAccessTokenValid(accessToken: string): boolean;
+}
+
+export interface FaultSwitches {
+  /** Added before answering token endpoints; the rotation commits after it. */
+  latencyMs: number;
+  /** The next `times` (default 1) token-endpoint calls get this fault. */
+  next(fault: Fault, times?: number): void;
+  /** Persistent fault until cleared (null clears it). Queued `next` faults win over it. */
+  always(fault: Fault | null): void;
+  /** Drops queued and persistent faults and resets latencyMs to 0. */
+  clear(): void;
+}
+
+export type Fault =
+  | "status500"
+  | "status503"
+  | "html502"
+  | "malformedJson"
+  | "wrongShape"
+  | "dropAfterCommit"
+  | "hang"
+  | "hangAfterCommit"
+  | "rateLimit";
+
+export const FAULTS: readonly Fault[] = [
+  "status500",
+  "status503",
+  "html502",
+  "malformedJson",
+  "wrongShape",
+  "dropAfterCommit",
+  "hang",
+  "hangAfterCommit",
+  "rateLimit",
+];
+
+export type RouteKey =
+  | "managed.refresh"
+  | "managed.forceRefresh"
+  | "oauth2.token"
+  | "me"
+  | "calendars"
+  | "managed.createUser";
+
+export interface FakeStats {
+  calls: Record<string, number>;
+  refreshes: number;
+  forceRefreshes: number;
+  oauth2Refreshes: number;
+  deadRefreshTokenUses: number;
+  unknownRefreshTokenUses: number;
+  status498: number;
+  status401: number;
+  status429: number;
+}

@@ -1,0 +1,99 @@
+import { startHarness, tokenEndpointCalls, type Harness } from "../../support/harness.js";
+import { recordForSecretScan } from "../../support/log-sink.js";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h.close();
+});
+beforeEach(() => {
+  h.fake.faults.clear();
+  h.fake.resetStats();
+});
+
+const expireRow = (userUlid: string) =>
+  h.db.calToken.update({ where: { userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1_000) } });
+
+describe("a refresh response lost after Cal.com rotated", () => {
+  it("managed user: recovered by force-refresh, ends ACTIVE, without hammering", async () => {
+    const u = await h.seedManaged();
+    await expireRow(u.userUlid);
+    h.fake.faults.next("dropAfterCommit");
+    const first = await h.client.ensureValidCalToken(u.userUlid);
+    recordForSecretScan(first);
+    expect(first).toMatchObject({ success: false, error: { code: "calcom.transient", retryable: true } });
+    expect(h.fake.isRefreshTokenLive(u.refreshToken)).toBe(false); // Cal.com rotated; we never saw the pair
+    const afterDrop = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(afterDrop).toMatchObject({ rotationUncertain: true, version: 1, failureCount: 1, status: "ACTIVE" });
+
+    const second = await h.client.ensureValidCalToken(u.userUlid);
+    expect(second).toMatchObject({ success: true, refreshed: true, tokenInfo: { status: "ACTIVE" } });
+    expect(h.fake.isAccessTokenValid(second.tokenInfo!.accessToken)).toBe(true);
+    const s = h.fake.stats();
+    expect(s.refreshes).toBe(1);
+    expect(s.forceRefreshes).toBe(1);
+    expect(s.deadRefreshTokenUses).toBe(1); // exactly one try with the dead token, then recovery
+    expect(tokenEndpointCalls(h.fake)).toBe(3);
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row).toMatchObject({ status: "ACTIVE", rotationUncertain: false, failureCount: 0, version: 2 });
+    const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid }, orderBy: { id: "asc" } });
+    expect(audits.map((a) => a.outcome)).toEqual(["FAILED_TRANSIENT", "FORCE_REFRESHED"]);
+  });
+
+  it("OAuth2 user: ends RECONNECT_REQUIRED after one try, and stops calling Cal.com", async () => {
+    const u = await h.seedOAuth2();
+    await expireRow(u.userUlid);
+    h.fake.faults.next("dropAfterCommit");
+    await h.client.ensureValidCalToken(u.userUlid);
+    const second = await h.client.ensureValidCalToken(u.userUlid);
+    recordForSecretScan(second);
+    expect(second).toEqual({ success: false, refreshed: false, error: expect.objectContaining({ code: "token.reconnect_required", retryable: false }) });
+    const callsSoFar = tokenEndpointCalls(h.fake);
+    expect(callsSoFar).toBe(2);
+    const third = await h.client.ensureValidCalToken(u.userUlid, true);
+    expect(third.error?.code).toBe("token.reconnect_required");
+    expect(tokenEndpointCalls(h.fake)).toBe(callsSoFar);
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row.status).toBe("RECONNECT_REQUIRED");
+    const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid }, orderBy: { id: "asc" } });
+    expect(audits.map((a) => a.outcome)).toEqual(["FAILED_TRANSIENT", "RECONNECT_REQUIRED"]);
+  });
+
+  it("managed user without a Cal.com user id cannot be force-refreshed: reconnect required", async () => {
+    const u = await h.seedManaged({ withCalUserId: false });
+    await expireRow(u.userUlid);
+    h.fake.faults.next("malformedJson");
+    await h.client.ensureValidCalToken(u.userUlid);
+    const second = await h.client.ensureValidCalToken(u.userUlid);
+    expect(second.error?.code).toBe("token.reconnect_required");
+    expect(h.fake.stats().forceRefreshes).toBe(0);
+  });
+
+  it("a rejection caused by another writer is not treated as a dead grant", async () => {
+    const u = await h.seedManaged();
+    await expireRow(u.userUlid);
+    h.fake.faults.latencyMs = 400;
+    const pending = h.client.ensureValidCalToken(u.userUlid);
+    await new Promise((r) => setTimeout(r, 150));
+    // Meanwhile the user reconnects: the web app saves a brand-new pair (which kills the old grant).
+    const reconnect = h.fake.createManagedUser();
+    await h.newClient().saveCalTokens({
+      userUlid: u.userUlid,
+      accessToken: reconnect.accessToken,
+      refreshToken: reconnect.refreshToken,
+      accessTokenExpiresAt: reconnect.accessTokenExpiresAt,
+      calUserId: reconnect.calUserId,
+    });
+    h.fake.faults.latencyMs = 0;
+    const res = await pending;
+    expect(res).toMatchObject({ success: true, tokenInfo: { accessToken: expect.any(String) } });
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row.calUserId).toBe(reconnect.calUserId);
+    expect(row.version).toBe(2); // the reconnect's write was never overwritten
+    expect(h.fake.stats().forceRefreshes).toBe(0);
+    const now = await h.client.ensureValidCalToken(u.userUlid);
+    expect(now.tokenInfo?.accessToken).toBe(reconnect.accessToken);
+  });
+});
