@@ -14,6 +14,7 @@ export default {
   testMatch: ["<rootDir>/test/**/*.test.ts"],
   globalSetup: "<rootDir>/test/support/global-setup.mjs",
   globalTeardown: "<rootDir>/test/support/global-teardown.mjs",
+  reporters: ["default", "<rootDir>/test/support/summary-reporter.cjs"],
   maxWorkers: 2,
   testTimeout: 60_000,
 };

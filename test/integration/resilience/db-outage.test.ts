@@ -1,0 +1,90 @@
+/**
+ * Postgres becomes unreachable between Cal.com's refresh response and our write. The rotated pair
+ * must not be lost: it is retried, then held in memory and flushed when the database is back.
+ */
+import { startHarness, testDatabaseUrl, type Harness } from "../../support/harness.js";
+import { startTcpProxy, viaProxy, type TcpProxy } from "../../support/tcp-proxy.js";
+
+let h: Harness;
+let proxy: TcpProxy;
+beforeAll(async () => {
+  h = await startHarness();
+  const db = new URL(testDatabaseUrl());
+  proxy = await startTcpProxy(db.hostname, Number(db.port || 5432));
+});
+afterAll(async () => {
+  await h.close();
+  await proxy.close();
+});
+beforeEach(() => {
+  proxy.restore();
+  h.fake.faults.clear();
+  h.fake.resetStats();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function expiredUserBehindProxy() {
+  const u = await h.seedManaged();
+  await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1_000) } });
+  const client = h.newClient({ DATABASE_URL: viaProxy(testDatabaseUrl(), proxy) });
+  return { u, client };
+}
+
+describe("database outage mid-refresh", () => {
+  it("short outage: the write is retried and lands; no force-refresh needed", async () => {
+    const { u, client } = await expiredUserBehindProxy();
+    h.fake.faults.latencyMs = 600;
+    const pending = client.ensureValidCalToken(u.userUlid);
+    await sleep(250); // lease taken, refresh request in flight
+    proxy.cut();
+    await sleep(900); // Cal.com has answered; our first writes fail
+    proxy.restore();
+    const res = await pending;
+    expect(res).toMatchObject({ success: true, refreshed: true });
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row.version).toBe(2);
+    // The outage really hit the write: at least one failed attempt was logged before it landed.
+    expect(h.logs().some((l) => l.userUlid === u.userUlid && String(l.msg).includes("rotated pair not written yet"))).toBe(true);
+    expect(client.refresher.pending.size()).toBe(0);
+    const status = await h.client.ensureValidCalToken(u.userUlid);
+    expect(status.tokenInfo?.accessToken).toBe(res.tokenInfo?.accessToken);
+    expect(h.fake.isAccessTokenValid(res.tokenInfo!.accessToken)).toBe(true);
+    expect(h.fake.stats()).toMatchObject({ refreshes: 1, forceRefreshes: 0, deadRefreshTokenUses: 0 });
+  });
+
+  it("long outage: the pair is held in memory, served to callers, and flushed (audited RECOVERED) when the database returns", async () => {
+    const { u, client } = await expiredUserBehindProxy();
+    h.fake.faults.latencyMs = 400;
+    const pending = client.ensureValidCalToken(u.userUlid);
+    await sleep(200);
+    proxy.cut();
+    const res = await pending; // all write retries fail (~3 s of backoff) while the proxy is down
+    expect(res).toMatchObject({ success: true, refreshed: true });
+    expect(client.refresher.pending.size()).toBe(1);
+    // While the database is down the request path still gets the new token from memory.
+    const during = await client.ensureValidCalToken(u.userUlid);
+    expect(during).toMatchObject({ success: true, tokenInfo: { accessToken: res.tokenInfo!.accessToken } });
+    const stillOld = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(stillOld.version).toBe(1);
+
+    proxy.restore();
+    for (let i = 0; i < 50 && client.refresher.pending.size() > 0; i++) await sleep(200);
+    expect(client.refresher.pending.size()).toBe(0);
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
+    const after = await h.client.ensureValidCalToken(u.userUlid);
+    expect(after.tokenInfo?.accessToken).toBe(res.tokenInfo?.accessToken);
+    const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid } });
+    expect(audits.map((a) => a.outcome)).toContain("RECOVERED");
+    expect(h.fake.stats()).toMatchObject({ refreshes: 1, forceRefreshes: 0, deadRefreshTokenUses: 0 });
+  });
+
+  it("database down before the refresh: a clear retryable error and no call to Cal.com", async () => {
+    const { u, client } = await expiredUserBehindProxy();
+    proxy.cut();
+    const res = await client.ensureValidCalToken(u.userUlid);
+    expect(res).toMatchObject({ success: false, error: { code: "store.unavailable", retryable: true } });
+    expect(h.fake.stats().calls["managed.refresh"] ?? 0).toBe(0);
+  });
+});
