@@ -4,11 +4,12 @@ export {
   handleCalApiResponse,
   saveCalTokens,
   getCalTokenStatus,
+  requestCalTokenRefresh,
   closeCalTokenClient,
 } from "./ondemand/default-client.js";
 export { createCalTokenClient } from "./ondemand/client.js";
 export type { CalTokenClient, CalTokenClientOptions } from "./ondemand/client.js";
-export type { HandleApiResponseOptions } from "./ondemand/token-service.js";
+export type { HandleApiResponseOptions, RequestRefreshOptions } from "./ondemand/token-service.js";
 export type {
   CalTokenInfo,
   CalTokenKind,

@@ -18,6 +18,9 @@ export const ERROR_CODES = {
   storeUnavailable: "store.unavailable",
   persistPending: "store.persist_pending",
   leaseTimeout: "refresh.lease_timeout",
+  waitTimeout: "refresh.wait_timeout",
+  refreshFailed: "refresh.failed",
+  queueUnavailable: "queue.unavailable",
   config: "config.invalid",
   internal: "internal.error",
 } as const;

@@ -126,3 +126,23 @@ export interface TokenStore {
   touchLastUsed(userUlid: string, now: Date): Promise<void>;
   insertAudit(entry: AuditEntry): Promise<void>;
 }
+
+/**
+ * Status flips that become webhook events (invariant 7). Implementations flip a per-user alert state
+ * atomically so each event fires once per streak, and flips back on recovery. The refresher calls
+ * these best-effort: a failure here is logged, never allowed to cost a user their token.
+ */
+export interface AlertSink {
+  /** A refresh failed transiently; the sink decides whether the user is affected enough to alert. */
+  refreshFailing(input: {
+    userUlid: string;
+    kind: CalTokenKind;
+    code: string;
+    accessTokenExpiresAt: Date;
+    firstFailureAt: Date | null;
+    now: Date;
+  }): Promise<void>;
+  reconnectRequired(input: { userUlid: string; kind: CalTokenKind; code: string; now: Date }): Promise<void>;
+  /** Called after a successful refresh or save that followed failures; emits `token.recovered` if an alert was raised. */
+  recovered(input: { userUlid: string; kind: CalTokenKind; now: Date }): Promise<void>;
+}

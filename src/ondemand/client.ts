@@ -9,6 +9,7 @@ import type { Clock, Rand } from "../core/types.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
+import { createRefreshProducer } from "../queue/producer.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { createTokenCipher } from "../store/token-cipher.js";
 import { createTokenStore } from "../store/token-store.js";
@@ -73,7 +74,11 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     },
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
+  // Lazy: no Redis connection is opened until the first save or queued refresh.
+  const producer = createRefreshProducer({ redisUrl: config.redisUrl, prefix: config.queuePrefix, clock });
   const service = createOnDemandService({
+    producer,
+    afterSave: (userUlid, at, lastUsedAt) => producer.schedule(userUlid, at, lastUsedAt),
     store,
     refresher,
     logger,
@@ -92,6 +97,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     close() {
       closing ??= (async () => {
         await refresher.close();
+        await producer.close();
         ownCalcom?.close();
         if (ownsPrisma && prisma) await prisma.$disconnect();
       })();

@@ -4,7 +4,7 @@
  * unchanged. `closeCalTokenClient()` releases it (call it on shutdown).
  */
 import { createCalTokenClient, type CalTokenClient } from "./client.js";
-import type { HandleApiResponseOptions } from "./token-service.js";
+import type { HandleApiResponseOptions, RequestRefreshOptions } from "./token-service.js";
 import type { CalTokenStatusReport, SaveCalTokensInput, TokenRefreshResult } from "./types.js";
 
 let defaultClient: CalTokenClient | null = null;
@@ -33,6 +33,10 @@ export function saveCalTokens(input: SaveCalTokensInput): Promise<void> {
 
 export function getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null> {
   return client().getCalTokenStatus(userUlid);
+}
+
+export function requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult> {
+  return client().requestCalTokenRefresh(userUlid, opts);
 }
 
 export async function closeCalTokenClient(): Promise<void> {

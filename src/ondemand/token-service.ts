@@ -6,10 +6,12 @@
 import { classifyAccessTokenRejection } from "../core/api-response.js";
 import { AppError, ERROR_CODES } from "../core/errors.js";
 import { computeNextRefreshAt, decideOnDemand, isStillValid } from "../core/policy.js";
-import type { TokenRecord, TokenStore } from "../core/ports.js";
+import type { AlertSink, TokenRecord, TokenStore } from "../core/ports.js";
 import type { Clock, Rand, RefreshTrigger } from "../core/types.js";
 import { isUlid, normalizeUlid } from "../core/ulid.js";
 import { componentLogger, type Logger } from "../log/logger.js";
+import type { RefreshProducer } from "../queue/producer.js";
+import { PRIORITY } from "../queue/names.js";
 import type { Refresher } from "../refresh/refresher.js";
 import type { RefreshOutcome } from "../refresh/types.js";
 import { parseSaveInput } from "./save-input.js";
@@ -24,8 +26,19 @@ export interface OnDemandDeps {
   bufferMs: number;
   leadMs: number;
   jitterMs: number;
-  /** Called after every successful save (the worker issue schedules the next refresh here). */
-  afterSave?: (userUlid: string, nextRefreshAt: Date) => Promise<void>;
+  /** Called after every successful save: schedules the user's next background refresh. */
+  afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
+  /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
+  alerts?: AlertSink;
+  /** The refresh queue; without it requestCalTokenRefresh answers queue.unavailable. */
+  producer?: RefreshProducer;
+}
+
+export interface RequestRefreshOptions {
+  /** Wait for the worker to finish (default false: just queue it). */
+  wait?: boolean;
+  /** Upper bound on the wait (default 15 s). */
+  timeoutMs?: number;
 }
 
 export interface HandleApiResponseOptions {
@@ -43,6 +56,7 @@ export interface OnDemandService {
   ): Promise<Response>;
   saveCalTokens(input: SaveCalTokensInput): Promise<void>;
   getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null>;
+  requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;
 }
 
 /** Remembers the last access token handed out per user, so a 498 can be matched to it (bounded). */
@@ -91,9 +105,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     const decision = decideOnDemand(token, now, deps.bufferMs, forceRefresh);
     // Recent use puts the user ahead when the refresh budget is short (invariant 8). Best effort, not awaited.
     deps.store.touchLastUsed(ulid, now).catch((err: unknown) => log.debug({ userUlid: ulid, err }, "last-used not recorded"));
-    if (decision.reason === "reconnect_required") {
-      return { success: false, refreshed: false, error: { code: ERROR_CODES.reconnectRequired, message: "the user must reconnect their Cal.com account", retryable: false } };
-    }
+    if (decision.reason === "reconnect_required") return reconnectRequiredResult();
     if (!decision.should) return success(token, false);
     log.info({ userUlid: ulid, reason: decision.reason }, "refreshing on demand");
     return refreshVia(ulid, "on_demand", { force: forceRefresh, observedVersion: token.version });
@@ -127,10 +139,16 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     const parsed = parseSaveInput(input);
     const now = deps.clock();
     const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
-    await deps.store.save({ ...parsed, nextRefreshAt, now });
+    const meta = await deps.store.save({ ...parsed, nextRefreshAt, now });
     remember(parsed.userUlid, parsed.pair.accessToken);
     log.info({ userUlid: parsed.userUlid, kind: parsed.kind, nextRefreshAt }, "tokens saved");
-    await deps.afterSave?.(parsed.userUlid, nextRefreshAt);
+    // The pair is stored; scheduling and alerts are best effort (the sweep is the safety net).
+    try {
+      await deps.alerts?.recovered({ userUlid: parsed.userUlid, kind: parsed.kind, now });
+      await deps.afterSave?.(parsed.userUlid, nextRefreshAt, meta.lastUsedAt);
+    } catch (err) {
+      log.warn({ userUlid: parsed.userUlid, err }, "saved, but the next refresh was not scheduled; the sweep will pick it up");
+    }
   }
 
   async function getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null> {
@@ -157,6 +175,51 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     };
   }
 
+  /**
+   * Refresh through the worker queue (priority 1; an existing delayed job is promoted, not
+   * duplicated). With `wait`, the result is read from the database once the job finished.
+   */
+  async function requestCalTokenRefresh(userUlid: string, opts: RequestRefreshOptions = {}): Promise<TokenRefreshResult> {
+    if (!isUlid(userUlid)) return invalidUlid();
+    const ulid = normalizeUlid(userUlid);
+    const producer = deps.producer;
+    if (!producer) return queueUnavailable();
+    let before;
+    try {
+      before = await deps.store.getMeta(ulid);
+    } catch (err) {
+      return storageUnavailable(ulid, err);
+    }
+    if (!before) return notFound();
+    if (before.status === "RECONNECT_REQUIRED") return reconnectRequiredResult();
+    const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+    try {
+      let job = await producer.requestNow(ulid);
+      log.info({ userUlid: ulid, jobId: job.id, wait: opts.wait === true }, "refresh requested through the queue");
+      if (!opts.wait) return { success: true, refreshed: false };
+      let finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
+      // We joined a scheduled job that was already running: it may have found nothing due. Ask again.
+      if (job.priority !== PRIORITY.onDemand && (await deps.store.getMeta(ulid))?.version === before.version) {
+        job = await producer.requestNow(ulid);
+        finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
+      }
+      const token = await deps.store.get(ulid);
+      if (!token) return notFound();
+      const refreshed = token.version > before.version;
+      if (token.status === "RECONNECT_REQUIRED") return reconnectRequiredResult();
+      if (finished === "failed" && !refreshed) {
+        return { success: false, refreshed: false, error: { code: ERROR_CODES.refreshFailed, message: `queued refresh failed (${token.lastFailureCode ?? "unknown"})`, retryable: true } };
+      }
+      return success(token, refreshed);
+    } catch (err) {
+      if (err instanceof Error && /timed out/i.test(err.message)) {
+        return { success: false, refreshed: false, error: { code: ERROR_CODES.waitTimeout, message: "the queued refresh did not finish in time; it is still queued", retryable: true } };
+      }
+      log.warn({ userUlid: ulid, err }, "refresh queue unavailable");
+      return queueUnavailable();
+    }
+  }
+
   function storageUnavailable(ulid: string, err: unknown): TokenRefreshResult {
     if (err instanceof AppError && err.code === ERROR_CODES.decryptFailed) {
       log.error({ userUlid: ulid, err }, "stored tokens could not be decrypted");
@@ -171,7 +234,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     return { success: false, refreshed: false, error: { code: ERROR_CODES.storeUnavailable, message: "token storage is unavailable", retryable: true } };
   }
 
-  return { ensureValidCalToken, handleCalApiResponse, saveCalTokens, getCalTokenStatus };
+  return { ensureValidCalToken, handleCalApiResponse, saveCalTokens, getCalTokenStatus, requestCalTokenRefresh };
 }
 
 function toInfo(t: Pick<TokenRecord, "userUlid" | "accessToken" | "accessTokenExpiresAt" | "refreshTokenExpiresAt" | "status">): CalTokenInfo {
@@ -190,4 +253,12 @@ function invalidUlid(): TokenRefreshResult {
 
 function notFound(): TokenRefreshResult {
   return { success: false, refreshed: false, error: { code: ERROR_CODES.notFound, message: "no Cal.com tokens stored for this user", retryable: false } };
+}
+
+function reconnectRequiredResult(): TokenRefreshResult {
+  return { success: false, refreshed: false, error: { code: ERROR_CODES.reconnectRequired, message: "the user must reconnect their Cal.com account", retryable: false } };
+}
+
+function queueUnavailable(): TokenRefreshResult {
+  return { success: false, refreshed: false, error: { code: ERROR_CODES.queueUnavailable, message: "the refresh queue is unavailable", retryable: true } };
 }

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import type { CalRefreshResult } from "../core/calcom-result.js";
 import { ERROR_CODES, TokenDecryptError, isAppError } from "../core/errors.js";
 import { backoffDelayMs, computeNextRefreshAt } from "../core/policy.js";
-import type { AuditOutcome, CalcomTokenApi, TokenRecord, TokenStore } from "../core/ports.js";
+import type { AlertSink, AuditOutcome, CalcomTokenApi, TokenRecord, TokenStore } from "../core/ports.js";
 import type { Clock, Rand, TokenPair } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { createPendingWrites, type PendingWrites } from "./pending-writes.js";
@@ -46,6 +46,8 @@ export interface RefresherDeps {
   policy: RefreshPolicy;
   sleep?: (ms: number) => Promise<void>;
   onOutcome?: (event: OutcomeEvent) => void;
+  /** Status flips → webhook events (src/events). Optional: the on-demand client works without it. */
+  alerts?: AlertSink;
 }
 
 export interface Refresher {
@@ -69,8 +71,10 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     store,
     logger: log,
     clock,
-    onPersisted: (w, meta) =>
-      audit({ userUlid: w.userUlid, trigger: w.trigger, outcome: "RECOVERED", version: meta.version }, w.heldSince),
+    onPersisted: async (w, meta) => {
+      await audit({ userUlid: w.userUlid, trigger: w.trigger, outcome: "RECOVERED", version: meta.version }, w.heldSince);
+      await alert("recovered", (a) => a.recovered({ userUlid: w.userUlid, kind: meta.kind, now: clock() }));
+    },
   });
   pending.start(1_000);
 
@@ -93,6 +97,16 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     } catch (err) {
       // The audit trail must never cost a user their token.
       log.warn({ userUlid: e.userUlid, outcome: e.outcome, err }, "audit row not written");
+    }
+  }
+
+  /** Alerts are best effort: an outbox or queue problem must never cost a user their token. */
+  async function alert(what: string, fn: (sink: AlertSink) => Promise<void>): Promise<void> {
+    if (!deps.alerts) return;
+    try {
+      await fn(deps.alerts);
+    } catch (err) {
+      log.warn({ err, alert: what }, "alert not recorded");
     }
   }
 
@@ -247,6 +261,9 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     }
     log.warn({ userUlid: token.userUlid, kind: token.kind }, `user must reconnect Cal.com: ${why}`);
     await audit({ userUlid: token.userUlid, trigger: req.trigger, outcome: "RECONNECT_REQUIRED", errorCode: ERROR_CODES.reconnectRequired }, started);
+    await alert("reconnect_required", (a) =>
+      a.reconnectRequired({ userUlid: token.userUlid, kind: token.kind, code: ERROR_CODES.reconnectRequired, now: clock() }),
+    );
     return reconnectRequired({ ...token, status: "RECONNECT_REQUIRED" });
   }
 
@@ -278,6 +295,16 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     }
     log.warn({ userUlid: token.userUlid, code, mayHaveRotated, retryInMs: delay }, "refresh failed; will retry");
     await audit({ userUlid: token.userUlid, trigger: req.trigger, outcome: "FAILED_TRANSIENT", errorCode: code }, started);
+    await alert("refresh_failing", (a) =>
+      a.refreshFailing({
+        userUlid: token.userUlid,
+        kind: token.kind,
+        code,
+        accessTokenExpiresAt: token.accessTokenExpiresAt,
+        firstFailureAt: token.firstFailureAt ?? now,
+        now,
+      }),
+    );
     const out: RefreshOutcome = { ok: false, token, error: fail(code, message, true) };
     if (retryAfterMs !== undefined) out.retryAfterMs = retryAfterMs;
     return out;
@@ -313,6 +340,10 @@ export function createRefresher(deps: RefresherDeps): Refresher {
         }
         log.info({ userUlid: token.userUlid, version: res.meta.version, how, trigger: req.trigger }, "token refreshed");
         await audit({ userUlid: token.userUlid, trigger: req.trigger, outcome, version: res.meta.version }, started);
+        // Only a user with a failure streak can have an open alert; skip the extra write otherwise.
+        if (token.failureCount > 0 || token.rotationUncertain || token.firstFailureAt !== null) {
+          await alert("recovered", (a) => a.recovered({ userUlid: token.userUlid, kind: token.kind, now: clock() }));
+        }
         return { ok: true, how, token: { ...res.meta, accessToken: pair.accessToken, refreshToken: pair.refreshToken } };
       } catch (err) {
         if (attempt + 1 < policy.persistAttempts) {

@@ -30,6 +30,7 @@ export function testEnv(calUrl: string, overrides: Record<string, string> = {}):
     CAL_HTTP_TIMEOUT_MS: "2000",
     REFRESH_LEASE_SECONDS: "10",
     LOG_LEVEL: "debug",
+    QUEUE_PREFIX: process.env.TEST_QUEUE_PREFIX ?? "ctwtest",
     ...overrides,
   };
 }

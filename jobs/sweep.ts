@@ -1,0 +1,67 @@
+/**
+ * The sweep: the safety net for lost Redis state, rows written by other code and missed runs. It
+ * pages (keyset) through ACTIVE rows due within the next interval and (re)puts each user's delayed
+ * job at the row's nextRefreshAt. Adds are deduplicated per user, so a user who has a job keeps it.
+ * Cost grows with the number of due rows, not the table; a time budget bounds one run.
+ */
+import type { Queue } from "bullmq";
+import type { Clock } from "../src/core/types.js";
+import { componentLogger, type Logger } from "../src/log/logger.js";
+import type { RefreshJobData } from "../src/queue/names.js";
+import { scheduleRefresh } from "../src/queue/refresh-queue.js";
+import { findDuePage, type DueCursor } from "../src/store/due-query.js";
+import type { PrismaClient } from "../src/store/prisma.js";
+
+export interface SweepResult {
+  visited: number;
+  pages: number;
+  complete: boolean;
+  durationMs: number;
+}
+
+export interface SweepOptions {
+  /** Rows due within this window from now are enqueued (as delayed jobs). */
+  horizonMs: number;
+  pageSize?: number;
+  /** Stop after this long; the next tick continues (rows stay due). */
+  budgetMs?: number;
+}
+
+export function createSweep(deps: { prisma: PrismaClient; queue: Queue<RefreshJobData>; logger: Logger; clock: Clock }) {
+  const log = componentLogger(deps.logger, "refreshRequests");
+
+  return async function sweep(opts: SweepOptions, dryRun = false): Promise<SweepResult> {
+    const started = deps.clock();
+    const pageSize = opts.pageSize ?? 500;
+    const budgetMs = opts.budgetMs ?? 30_000;
+    const horizon = new Date(started.getTime() + opts.horizonMs);
+    let cursor: DueCursor | null = null;
+    let visited = 0;
+    let pages = 0;
+    for (;;) {
+      const rows = await findDuePage(deps.prisma, { horizon, after: cursor, limit: pageSize });
+      pages += 1;
+      if (!dryRun && rows.length > 0) {
+        // One bad add must not stop the sweep; the next tick retries it.
+        const results = await Promise.allSettled(
+          rows.map((r) => scheduleRefresh(deps.queue, r.userUlid, r.nextRefreshAt, r.lastUsedAt, deps.clock)),
+        );
+        const failed = results.filter((r) => r.status === "rejected").length;
+        if (failed > 0) log.warn({ failed }, "sweep could not enqueue some users");
+      }
+      visited += rows.length;
+      const last = rows.at(-1);
+      if (!last || rows.length < pageSize) {
+        const result = { visited, pages, complete: true, durationMs: deps.clock().getTime() - started.getTime() };
+        log.info(result, dryRun ? "sweep (dry run) done" : "sweep done");
+        return result;
+      }
+      cursor = { nextRefreshAt: last.nextRefreshAt, userUlid: last.userUlid };
+      if (deps.clock().getTime() - started.getTime() > budgetMs) {
+        const result = { visited, pages, complete: false, durationMs: deps.clock().getTime() - started.getTime() };
+        log.warn(result, "sweep stopped at its time budget; the next tick continues");
+        return result;
+      }
+    }
+  };
+}

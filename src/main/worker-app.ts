@@ -1,0 +1,155 @@
+/**
+ * Composition root of the worker process: BullMQ workers for the refresh queue, the sweep (driven by
+ * a job scheduler) and event delivery. Builds every dependency from one Config; `close()` stops in
+ * order and never aborts a refresh whose request was sent (worker.close() waits for active jobs).
+ */
+import { Queue, Worker, type Job } from "bullmq";
+import { createCalcomClient } from "../calcom/client.js";
+import type { Config } from "../config/config.js";
+import { backoffDelayMs } from "../core/policy.js";
+import type { Clock, Rand } from "../core/types.js";
+import { componentLogger, type Logger } from "../log/logger.js";
+import { workerConnection } from "../queue/connection.js";
+import { JOB_NAMES, QUEUES, SWEEP_SCHEDULER_ID, type RefreshJobData } from "../queue/names.js";
+import { createRefreshQueue } from "../queue/refresh-queue.js";
+import { createRefresher, DEFAULT_REFRESH_POLICY } from "../refresh/refresher.js";
+import type { OutcomeEvent } from "../refresh/types.js";
+import { createPrisma } from "../store/prisma.js";
+import { createTokenCipher } from "../store/token-cipher.js";
+import { createTokenStore } from "../store/token-store.js";
+import { createRefreshProcessor } from "../../jobs/refresh-token.js";
+import { createSweep } from "../../jobs/sweep.js";
+import { startWatchdog } from "./watchdog.js";
+
+export interface WorkerAppOptions {
+  logger: Logger;
+  clock?: Clock;
+  rand?: Rand;
+  /** Retry backoff base for failed refresh jobs (tests shorten it). */
+  retryBaseMs?: number;
+  /** Stall watchdog: exit when jobs wait but none run for this long (0 disables). */
+  watchdogStallMs?: number;
+  onOutcome?: (event: OutcomeEvent) => void;
+  /** Called when the watchdog decides the process must be restarted. Default: exit(1). */
+  onFatal?: (reason: string) => void;
+}
+
+export interface WorkerApp {
+  refreshQueue: Queue<RefreshJobData>;
+  sweepQueue: Queue;
+  refreshWorker: Worker<RefreshJobData>;
+  sweepWorker: Worker;
+  close(): Promise<void>;
+}
+
+export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Promise<WorkerApp> {
+  const log = componentLogger(opts.logger, "refreshRequests");
+  const clock = opts.clock ?? (() => new Date());
+  const rand = opts.rand ?? Math.random;
+  const prisma = createPrisma(config.databaseUrl, { max: Math.max(4, config.workerConcurrency + 2) });
+  const store = createTokenStore({ prisma, cipher: createTokenCipher(config.encryptionKeys) });
+  const calcom = createCalcomClient({
+    baseUrl: config.calcom.apiUrl,
+    clientId: config.calcom.clientId,
+    clientSecret: config.calcom.clientSecret,
+    oauth2: config.calcom.oauth2,
+    timeoutMs: config.calcom.timeoutMs,
+    logger: opts.logger,
+  });
+  const refresher = createRefresher({
+    store,
+    calcom,
+    logger: opts.logger,
+    clock,
+    rand,
+    policy: { ...DEFAULT_REFRESH_POLICY, leaseMs: config.refresh.leaseMs, leadMs: config.refresh.leadMs, jitterMs: config.refresh.jitterMs },
+    ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
+  });
+
+  const connection = workerConnection(config.redisUrl);
+  const prefix = config.queuePrefix;
+  const refreshQueue = createRefreshQueue({ connection, prefix });
+  const sweepQueue = new Queue(QUEUES.sweep, { connection, prefix });
+
+  const processRefresh = createRefreshProcessor({ store, refresher, queue: refreshQueue, logger: opts.logger, clock });
+  const retryBaseMs = opts.retryBaseMs ?? 5_000;
+  const refreshWorker = new Worker<RefreshJobData>(QUEUES.refresh, processRefresh, {
+    connection,
+    prefix,
+    concurrency: config.workerConcurrency,
+    // One budget for Cal.com's token endpoints across every worker process (invariant 8).
+    limiter: { max: config.refresh.ratePerMinute, duration: 60_000 },
+    settings: { backoffStrategy: (attemptsMade: number) => backoffDelayMs(attemptsMade - 1, rand, { baseMs: retryBaseMs, maxMs: 5 * 60_000 }) },
+    // Longer than a refresh can take (two HTTP timeouts plus database retries), so a slow refresh is
+    // not declared stalled and run twice.
+    lockDuration: Math.max(30_000, config.refresh.leaseMs),
+  });
+
+  const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock });
+  const sweepWorker = new Worker(
+    QUEUES.sweep,
+    async (job: Job) => sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true),
+    { connection, prefix, concurrency: 1 },
+  );
+  for (const w of [refreshWorker, sweepWorker] as Worker[]) {
+    w.on("error", (err) => log.error({ err, queue: w.name }, "worker error"));
+  }
+  refreshWorker.on("failed", (job, err) =>
+    log.warn({ jobId: job?.id, userUlid: job?.data.userUlid, attemptsMade: job?.attemptsMade, code: err.message }, "refresh job attempt failed"),
+  );
+
+  await ensureSweepScheduler(sweepQueue, config.sweepIntervalMs);
+  refresher.pending.start(1_000);
+  const watchdog =
+    (opts.watchdogStallMs ?? 5 * 60_000) > 0
+      ? startWatchdog({
+          queue: refreshQueue,
+          worker: refreshWorker,
+          stallMs: opts.watchdogStallMs ?? 5 * 60_000,
+          logger: opts.logger,
+          onStall: opts.onFatal ?? ((reason) => {
+            log.fatal({ reason }, "worker stalled; exiting so the dyno manager restarts it");
+            process.exit(1);
+          }),
+        })
+      : null;
+  log.info({ concurrency: config.workerConcurrency, prefix, ratePerMinute: config.refresh.ratePerMinute }, "worker started");
+
+  let closing: Promise<void> | null = null;
+  return {
+    refreshQueue,
+    sweepQueue,
+    refreshWorker,
+    sweepWorker,
+    close() {
+      closing ??= (async () => {
+        watchdog?.stop();
+        // Stop taking jobs and let in-flight refreshes finish and persist.
+        await Promise.allSettled([refreshWorker.close(), sweepWorker.close()]);
+        await refresher.close();
+        await Promise.allSettled([refreshQueue.close(), sweepQueue.close()]);
+        calcom.close();
+        await prisma.$disconnect();
+        log.info("worker stopped");
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * One sweep per tick across every process: a job scheduler keeps exactly one delayed job, and global
+ * concurrency 1 stops a slow sweep from overlapping the next tick. Upsert only when missing or
+ * changed, because concurrent upserts at boot are a known trouble spot.
+ */
+export async function ensureSweepScheduler(sweepQueue: Queue, everyMs: number): Promise<void> {
+  const existing = await sweepQueue.getJobScheduler(SWEEP_SCHEDULER_ID);
+  if (!existing || existing.every !== everyMs) {
+    await sweepQueue.upsertJobScheduler(
+      SWEEP_SCHEDULER_ID,
+      { every: everyMs },
+      { name: JOB_NAMES.sweep, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 500 } } },
+    );
+  }
+  await sweepQueue.setGlobalConcurrency(1);
+}

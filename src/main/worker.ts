@@ -1,0 +1,49 @@
+/**
+ * Entry point of the `worker` dyno (Procfile). Parses config once, starts the worker app and handles
+ * SIGTERM/SIGINT (Heroku may send several): stop taking jobs, let in-flight refreshes finish and
+ * persist, exit 0 — or exit 1 at the hard deadline, before Heroku's SIGKILL at 30 s.
+ */
+import { loadConfig } from "../config/config.js";
+import { ConfigError } from "../core/errors.js";
+import { createLogger } from "../log/logger.js";
+import { startWorkerApp } from "./worker-app.js";
+
+const SHUTDOWN_DEADLINE_MS = 24_000;
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "worker" } });
+  const app = await startWorkerApp(config, { logger });
+
+  let shuttingDown = false;
+  const shutdown = (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, "shutting down");
+    setTimeout(() => {
+      logger.error("shutdown deadline reached with work still running");
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));
+}
+
+void main();

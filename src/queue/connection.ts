@@ -1,0 +1,31 @@
+import type { ConnectionOptions } from "bullmq";
+
+/**
+ * Redis connection options for BullMQ (passed as options, so BullMQ creates and owns its connections).
+ * - Workers and QueueEvents retry forever (BullMQ forces maxRetriesPerRequest: null for them).
+ * - Producers used inside web requests fail fast: no offline queue, one retry per command.
+ * Heroku Redis uses self-signed certificates on rediss://, hence rejectUnauthorized: false there.
+ */
+export function workerConnection(redisUrl: string): ConnectionOptions {
+  return { url: redisUrl, ...tls(redisUrl), maxRetriesPerRequest: null, retryStrategy: reconnectDelay };
+}
+
+export function producerConnection(redisUrl: string): ConnectionOptions {
+  return {
+    url: redisUrl,
+    ...tls(redisUrl),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: reconnectDelay,
+  };
+}
+
+/** 0.5 s, 1 s, 2 s … capped at 10 s: reconnect forever, quickly at first. */
+function reconnectDelay(times: number): number {
+  return Math.min(500 * 2 ** Math.min(times - 1, 5), 10_000);
+}
+
+function tls(redisUrl: string): { tls?: { rejectUnauthorized: boolean } } {
+  return redisUrl.startsWith("rediss://") ? { tls: { rejectUnauthorized: false } } : {};
+}

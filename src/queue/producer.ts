@@ -1,0 +1,90 @@
+/**
+ * The web app's side of the queue: schedule a user's next refresh after a save, and request one now.
+ * Connections fail fast (no offline queue) because these run inside web requests; the queue and the
+ * single QueueEvents of this process are created lazily, on first use.
+ */
+import { Job, Queue, QueueEvents } from "bullmq";
+import type { Clock } from "../core/types.js";
+import { producerConnection, workerConnection } from "./connection.js";
+import { QUEUES, type RefreshJobData } from "./names.js";
+import { createRefreshQueue, requestRefreshNow, scheduleRefresh } from "./refresh-queue.js";
+
+export interface RefreshProducer {
+  schedule(userUlid: string, at: Date, lastUsedAt: Date | null): Promise<void>;
+  requestNow(userUlid: string): Promise<Job<RefreshJobData>>;
+  /** Resolves when the job finished (either way), rejects on timeout. The database holds the result. */
+  waitFor(job: Job<RefreshJobData>, timeoutMs: number): Promise<"completed" | "failed">;
+  close(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 3_000;
+
+export function createRefreshProducer(opts: { redisUrl: string; prefix: string; clock: Clock }): RefreshProducer {
+  let queue: Promise<Queue<RefreshJobData>> | null = null;
+  let events: Promise<QueueEvents> | null = null;
+
+  const withTimeout = <T>(p: Promise<T>, what: string): Promise<T> =>
+    Promise.race([
+      p,
+      new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: Redis not ready`)), READY_TIMEOUT_MS).unref()),
+    ]);
+
+  function getQueue(): Promise<Queue<RefreshJobData>> {
+    queue ??= (async () => {
+      const q = createRefreshQueue({ connection: producerConnection(opts.redisUrl), prefix: opts.prefix });
+      q.on("error", () => undefined); // surfaced through the failing command instead
+      await withTimeout(q.waitUntilReady(), "queue");
+      return q;
+    })().catch((err: unknown) => {
+      queue = null; // try again on the next call
+      throw err;
+    });
+    return queue;
+  }
+
+  function getEvents(): Promise<QueueEvents> {
+    // QueueEvents needs a blocking connection, so it gets worker-style options; one per process.
+    events ??= (async () => {
+      const e = new QueueEvents(QUEUES.refresh, { connection: workerConnection(opts.redisUrl), prefix: opts.prefix });
+      e.on("error", () => undefined);
+      await withTimeout(e.waitUntilReady(), "queue events");
+      return e;
+    })().catch((err: unknown) => {
+      events = null;
+      throw err;
+    });
+    return events;
+  }
+
+  return {
+    async schedule(userUlid, at, lastUsedAt) {
+      await scheduleRefresh(await getQueue(), userUlid, at, lastUsedAt, opts.clock);
+    },
+    async requestNow(userUlid) {
+      return requestRefreshNow(await getQueue(), userUlid);
+    },
+    async waitFor(job, timeoutMs) {
+      const e = await getEvents();
+      try {
+        await job.waitUntilFinished(e, timeoutMs);
+        return "completed";
+      } catch (err) {
+        if (err instanceof Error && /timed out|Missing key/i.test(err.message)) {
+          // "Missing key": the job was already removed after finishing; the database tells the rest.
+          if (/Missing key/i.test(err.message)) return "completed";
+          throw err;
+        }
+        return "failed";
+      }
+    },
+    async close() {
+      const [q, e] = await Promise.allSettled([queue, events]);
+      await Promise.allSettled([
+        q.status === "fulfilled" && q.value ? q.value.close() : undefined,
+        e.status === "fulfilled" && e.value ? e.value.close() : undefined,
+      ]);
+      queue = null;
+      events = null;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Producing refresh jobs: the scheduled (delayed, deduplicated) job per user, and the on-demand path
+ * that jumps the queue. Payloads carry the user ULID only (invariant 6).
+ */
+import { Job, Queue, type JobsOptions, type QueueOptions } from "bullmq";
+import type { Clock } from "../core/types.js";
+import { JOB_NAMES, PRIORITY, QUEUES, refreshDedupId, type RefreshJobData } from "./names.js";
+
+/** Shared by every producer so retries behave the same whoever enqueued the job. */
+export const REFRESH_JOB_DEFAULTS: JobsOptions = {
+  attempts: 8,
+  // "jittered" is not built in: the worker's settings.backoffStrategy computes it (jobs/refresh-token.ts).
+  backoff: { type: "jittered" },
+  removeOnComplete: { age: 3600, count: 5000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+};
+
+export function createRefreshQueue(opts: { connection: QueueOptions["connection"]; prefix: string }): Queue<RefreshJobData> {
+  return new Queue<RefreshJobData>(QUEUES.refresh, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    defaultJobOptions: REFRESH_JOB_DEFAULTS,
+  });
+}
+
+const DAY_MS = 24 * 3600_000;
+
+/**
+ * Invariant 8: when the refresh budget cannot cover everyone, recently active users come first.
+ * Idle users still get refreshed, after everyone else; if their token lapses meanwhile, the
+ * on-demand path refreshes it inline when they come back.
+ */
+export function priorityFor(lastUsedAt: Date | null, now: Date): number {
+  if (lastUsedAt && now.getTime() - lastUsedAt.getTime() < DAY_MS) return PRIORITY.active;
+  if (lastUsedAt && now.getTime() - lastUsedAt.getTime() < 30 * DAY_MS) return PRIORITY.background;
+  return PRIORITY.idle;
+}
+
+export interface ScheduleResult {
+  jobId: string | undefined;
+}
+
+/**
+ * Puts the user's refresh job at `at` (the row's nextRefreshAt, which the database owns). A user who
+ * already has a delayed job keeps it, moved to `at` (`reschedule`): a re-save with a shorter-lived
+ * token must not leave the old, later job in place. A job that is waiting or running is left as is.
+ */
+export async function scheduleRefresh(
+  queue: Queue<RefreshJobData>,
+  userUlid: string,
+  at: Date,
+  lastUsedAt: Date | null,
+  clock: Clock,
+): Promise<ScheduleResult> {
+  const now = clock();
+  const job = await queue.add(
+    JOB_NAMES.refresh,
+    { userUlid },
+    {
+      delay: Math.max(0, at.getTime() - now.getTime()),
+      priority: priorityFor(lastUsedAt, now),
+      deduplication: { id: refreshDedupId(userUlid), reschedule: true },
+    },
+  );
+  return { jobId: job.id };
+}
+
+/**
+ * On-demand: priority 1. An existing delayed job is promoted (priority first, then promote, because
+ * promote uses the stored priority) instead of duplicated. A job already running, or waiting out a
+ * retry backoff (attemptsMade > 0, e.g. after a 429), is left alone: we wait for it instead of
+ * stampeding Cal.com.
+ */
+export async function requestRefreshNow(queue: Queue<RefreshJobData>, userUlid: string): Promise<Job<RefreshJobData>> {
+  const existingId = await queue.getDeduplicationJobId(refreshDedupId(userUlid));
+  const existing = existingId ? await Job.fromId<RefreshJobData>(queue, existingId) : undefined;
+  if (existing) {
+    try {
+      const state = await existing.getState();
+      if (state === "delayed" && existing.attemptsMade === 0) {
+        await existing.changePriority({ priority: PRIORITY.onDemand });
+        await existing.promote();
+      } else if (state === "waiting" || state === "prioritized") {
+        await existing.changePriority({ priority: PRIORITY.onDemand });
+      }
+      if (state !== "completed" && state !== "failed" && state !== "unknown") return existing;
+    } catch {
+      // The job moved on under us (became active or finished): fall through to a fresh add.
+    }
+  }
+  return queue.add(JOB_NAMES.refresh, { userUlid }, { priority: PRIORITY.onDemand, deduplication: { id: refreshDedupId(userUlid) } });
+}
