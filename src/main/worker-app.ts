@@ -80,9 +80,10 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     // One budget for Cal.com's token endpoints across every worker process (invariant 8).
     limiter: { max: config.refresh.ratePerMinute, duration: 60_000 },
     settings: { backoffStrategy: (attemptsMade: number) => backoffDelayMs(attemptsMade - 1, rand, { baseMs: retryBaseMs, maxMs: 5 * 60_000 }) },
-    // Longer than a refresh can take (two HTTP timeouts plus database retries), so a slow refresh is
-    // not declared stalled and run twice.
-    lockDuration: Math.max(30_000, config.refresh.leaseMs),
+    // As long as the row lease, which outlives a refresh (two HTTP timeouts): a slow refresh is not
+    // declared stalled and run twice, and a crashed worker's jobs are picked up once its leases lapse.
+    lockDuration: config.refresh.leaseMs,
+    stalledInterval: Math.min(30_000, config.refresh.leaseMs),
   });
 
   const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock });
@@ -99,6 +100,11 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   );
 
   await ensureSweepScheduler(sweepQueue, config.sweepIntervalMs);
+  // Redis may lose its state (failover, restart without persistence), and the scheduler with it.
+  const schedulerCheck = setInterval(() => {
+    ensureSweepScheduler(sweepQueue, config.sweepIntervalMs).catch((err: unknown) => log.warn({ err }, "sweep scheduler check failed"));
+  }, Math.max(5_000, config.sweepIntervalMs * 2));
+  schedulerCheck.unref();
   refresher.pending.start(1_000);
   const watchdog =
     (opts.watchdogStallMs ?? 5 * 60_000) > 0
@@ -124,6 +130,7 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     close() {
       closing ??= (async () => {
         watchdog?.stop();
+        clearInterval(schedulerCheck);
         // Stop taking jobs and let in-flight refreshes finish and persist.
         await Promise.allSettled([refreshWorker.close(), sweepWorker.close()]);
         await refresher.close();

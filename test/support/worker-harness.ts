@@ -1,0 +1,81 @@
+/**
+ * Runs the real worker against the run's Postgres, Redis and a fake Cal.com: in-process (fast,
+ * inspectable) or as a child process (for kill -9 / SIGTERM). Each test file uses its own queue prefix.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import path from "node:path";
+import { loadConfig } from "../../src/config/config.js";
+import { startWorkerApp, type WorkerApp, type WorkerAppOptions } from "../../src/main/worker-app.js";
+import { testLogger } from "./log-sink.js";
+import { testEnv } from "./harness.js";
+
+export function uniquePrefix(): string {
+  return `${process.env.TEST_QUEUE_PREFIX ?? "ctwtest"}w${randomBytes(3).toString("hex")}`;
+}
+
+/** Worker settings for tests: 1 s sweeps, short retries, a small on-demand buffer. */
+export function workerEnv(calUrl: string, prefix: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return testEnv(calUrl, {
+    QUEUE_PREFIX: prefix,
+    SWEEP_INTERVAL_SECONDS: "1",
+    ON_DEMAND_BUFFER_SECONDS: "3",
+    WORKER_CONCURRENCY: "10",
+    CAL_HTTP_TIMEOUT_MS: "2000",
+    REFRESH_LEASE_SECONDS: "10",
+    ...overrides,
+  });
+}
+
+export async function startWorker(env: Record<string, string>, opts: Partial<WorkerAppOptions> = {}): Promise<WorkerApp> {
+  return startWorkerApp(loadConfig(env), { logger: testLogger().logger, retryBaseMs: 200, watchdogStallMs: 0, ...opts });
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /** Resolves once the worker logged that it started. */
+  started: Promise<void>;
+}
+
+const WORKER_MAIN = path.resolve(import.meta.dirname, "../../src/main/worker.ts");
+
+/** The real entry point (src/main/worker.ts) in its own process; its logs go to the run's log file. */
+export function spawnWorker(env: Record<string, string>): WorkerProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logFile = process.env.TEST_LOG_FILE;
+  let buffered = "";
+  const started = new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      const text = d.toString();
+      if (logFile) appendFileSync(logFile, text);
+      buffered += text;
+      if (buffered.includes("worker started")) resolve();
+    });
+    child.on("exit", () => reject(new Error(`worker exited before starting: ${buffered.slice(-2000)}`)));
+  });
+  started.catch(() => undefined);
+  child.stderr!.on("data", (d: Buffer) => {
+    if (logFile) appendFileSync(logFile, d.toString());
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal, at: Date.now() })),
+  );
+  return { child, exited, started };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true or the timeout passes; returns whether it became true. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 200): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(everyMs);
+  }
+  return check();
+}
