@@ -29,12 +29,16 @@ export interface WebServerDeps {
 
 export const DEFAULT_BOARD_PATH = "/admin/queues";
 
+/** A hung dependency must turn into a 503 well before the router's or the orchestrator's probe timeout. */
+const READINESS_TIMEOUT_MS = 5_000;
+
 /** Probes and board polling (every few seconds per open tab) are logged at debug, everything else at info. */
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /**
  * The web process's HTTP server: liveness, readiness, Prometheus metrics and Bull Board. Returns the
- * instance unstarted (call `listen`, or `inject` in tests); the caller owns `close()`.
+ * instance unstarted (call `listen`); the caller owns `close()`. Under jest, use real HTTP: `inject()`
+ * loads light-my-request, which requires the ESM-only `cookie` package that jest cannot require on Node 20.
  *
  * Request logging is ours, not Fastify's: one line per response with method, path (no query string),
  * status and duration. Headers are never logged, so the Authorization header cannot leak.
@@ -62,9 +66,9 @@ export function createWebServer(deps: WebServerDeps): FastifyInstance {
   app.get("/readyz", async (_request, reply) => {
     let result: Readiness;
     try {
-      result = await deps.readiness();
+      result = await withTimeout(deps.readiness(), READINESS_TIMEOUT_MS);
     } catch (err) {
-      log.warn({ err }, "readiness check threw");
+      log.warn({ err }, "readiness check failed");
       result = { ok: false, checks: { readiness: "fail" } };
     }
     return reply.code(result.ok ? 200 : 503).send({ status: result.ok ? "ok" : "fail", checks: result.checks });
@@ -90,4 +94,12 @@ function normaliseBasePath(path: string): string {
   const trimmed = path.replace(/\/+$/, "");
   if (trimmed === "") throw new Error("basePath must not be the root: the board needs its own prefix");
   return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`readiness check timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

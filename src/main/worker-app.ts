@@ -95,6 +95,10 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   for (const w of [refreshWorker, sweepWorker] as Worker[]) {
     w.on("error", (err) => log.error({ err, queue: w.name }, "worker error"));
   }
+  // Without a listener, BullMQ prints every connection error of a Queue to console.error (raw, not JSON).
+  for (const q of [refreshQueue, sweepQueue] as Queue[]) {
+    q.on("error", (err) => log.warn({ err, queue: q.name }, "queue connection error"));
+  }
   refreshWorker.on("failed", (job, err) =>
     log.warn({ jobId: job?.id, userUlid: job?.data.userUlid, attemptsMade: job?.attemptsMade, code: err.message }, "refresh job attempt failed"),
   );

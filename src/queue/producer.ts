@@ -33,7 +33,12 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
     queue ??= (async () => {
       const q = createRefreshQueue({ connection: producerConnection(opts.redisUrl), prefix: opts.prefix });
       q.on("error", () => undefined); // surfaced through the failing command instead
-      await withTimeout(q.waitUntilReady(), "queue");
+      try {
+        await withTimeout(q.waitUntilReady(), "queue");
+      } catch (err) {
+        await q.close().catch(() => undefined); // stop its reconnect loop
+        throw err;
+      }
       return q;
     })().catch((err: unknown) => {
       queue = null; // try again on the next call
@@ -47,7 +52,12 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
     events ??= (async () => {
       const e = new QueueEvents(QUEUES.refresh, { connection: workerConnection(opts.redisUrl), prefix: opts.prefix });
       e.on("error", () => undefined);
-      await withTimeout(e.waitUntilReady(), "queue events");
+      try {
+        await withTimeout(e.waitUntilReady(), "queue events");
+      } catch (err) {
+        await e.close().catch(() => undefined);
+        throw err;
+      }
       return e;
     })().catch((err: unknown) => {
       events = null;

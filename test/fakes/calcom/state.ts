@@ -138,7 +138,7 @@ export class CalcomState {
     }
     const now = this.now();
     for (const [secret, at] of this.accessTokens) {
-      if (at.kind === "managed" && at.clientId === clientId && now >= at.expiresAt) this.deleteAccess(secret);
+      if (at.kind === "managed" && at.clientId === clientId && now >= at.expiresAt) this.accessTokens.delete(secret);
     }
     this.refreshTokens.delete(refreshToken);
     this.stats.refreshes++;
@@ -225,18 +225,14 @@ export class CalcomState {
     return user ? { status: "ok", user } : { status: "unknown" };
   }
 
+  /** Leaves the validated-token cache alone, as Cal.com leaves its Redis entries: see checkBearer. */
   private deleteTokensOf(user: User): void {
     for (const [secret, at] of this.accessTokens) {
-      if (at.clientId === user.clientId && at.userId === user.id) this.deleteAccess(secret);
+      if (at.clientId === user.clientId && at.userId === user.id) this.accessTokens.delete(secret);
     }
     for (const [secret, rt] of this.refreshTokens) {
       if (rt.clientId === user.clientId && rt.userId === user.id) this.refreshTokens.delete(secret);
     }
-  }
-
-  /** Deleting a row leaves the Redis cache entry in place, as Cal.com does. */
-  private deleteAccess(secret: string): void {
-    this.accessTokens.delete(secret);
   }
 
   private insertAccess(prefix: string, user: User, expiresAt: number): string {

@@ -1,0 +1,8 @@
+/**
+ * Every benchmark section, in run order. To add one (e.g. the worker benchmarks), export a
+ * `Section[]` from its own file and spread it in here; bench/run.ts needs no change.
+ */
+import type { Section } from "./lib/types.js";
+import { onDemandSections } from "./ondemand.js";
+
+export const sections: Section[] = [...onDemandSections];
