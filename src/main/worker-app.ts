@@ -19,6 +19,11 @@ import { createTokenCipher } from "../store/token-cipher.js";
 import { createTokenStore } from "../store/token-store.js";
 import { createRefreshProcessor } from "../../jobs/refresh-token.js";
 import { createSweep } from "../../jobs/sweep.js";
+import { createDeliverEventProcessor } from "../../jobs/deliver-event.js";
+import { createAlertSink } from "../events/alert-sink.js";
+import { createEventRelay } from "../events/relay.js";
+import type { DeliverEventJobData } from "../events/types.js";
+import { createEventStore } from "../store/event-store.js";
 import { startWatchdog } from "./watchdog.js";
 
 export interface WorkerAppOptions {
@@ -37,6 +42,7 @@ export interface WorkerAppOptions {
 export interface WorkerApp {
   refreshQueue: Queue<RefreshJobData>;
   sweepQueue: Queue;
+  eventsQueue: Queue<DeliverEventJobData>;
   refreshWorker: Worker<RefreshJobData>;
   sweepWorker: Worker;
   close(): Promise<void>;
@@ -56,18 +62,24 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     timeoutMs: config.calcom.timeoutMs,
     logger: opts.logger,
   });
+  const connection = workerConnection(config.redisUrl);
+  const prefix = config.queuePrefix;
+  // Events: status flips are written with their outbox row; the relay moves them to the queue.
+  const eventStore = createEventStore({ prisma });
+  const eventsQueue = new Queue<DeliverEventJobData>(QUEUES.events, { connection, prefix });
+  const relay = createEventRelay({ eventStore, queue: eventsQueue, logger: opts.logger, clock });
+  const alerts = createAlertSink({ eventStore, relay, logger: opts.logger });
   const refresher = createRefresher({
     store,
     calcom,
     logger: opts.logger,
     clock,
     rand,
+    alerts,
     policy: { ...DEFAULT_REFRESH_POLICY, leaseMs: config.refresh.leaseMs, leadMs: config.refresh.leadMs, jitterMs: config.refresh.jitterMs },
     ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
   });
 
-  const connection = workerConnection(config.redisUrl);
-  const prefix = config.queuePrefix;
   const refreshQueue = createRefreshQueue({ connection, prefix });
   const sweepQueue = new Queue(QUEUES.sweep, { connection, prefix });
 
@@ -92,11 +104,20 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     async (job: Job) => sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true),
     { connection, prefix, concurrency: 1 },
   );
-  for (const w of [refreshWorker, sweepWorker] as Worker[]) {
+  const eventsWorker = new Worker<DeliverEventJobData>(
+    QUEUES.events,
+    createDeliverEventProcessor({
+      eventStore,
+      webhook: config.events ? { url: config.events.webhookUrl, secret: config.events.secret, timeoutMs: 10_000 } : null,
+      logger: opts.logger,
+    }),
+    { connection, prefix, concurrency: 5 },
+  );
+  for (const w of [refreshWorker, sweepWorker, eventsWorker] as Worker[]) {
     w.on("error", (err) => log.error({ err, queue: w.name }, "worker error"));
   }
   // Without a listener, BullMQ prints every connection error of a Queue to console.error (raw, not JSON).
-  for (const q of [refreshQueue, sweepQueue] as Queue[]) {
+  for (const q of [refreshQueue, sweepQueue, eventsQueue] as Queue[]) {
     q.on("error", (err) => log.warn({ err, queue: q.name }, "queue connection error"));
   }
   refreshWorker.on("failed", (job, err) =>
@@ -110,6 +131,7 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   }, Math.max(5_000, config.sweepIntervalMs * 2));
   schedulerCheck.unref();
   refresher.pending.start(1_000);
+  relay.start(2_000);
   const watchdog =
     (opts.watchdogStallMs ?? 5 * 60_000) > 0
       ? startWatchdog({
@@ -129,6 +151,7 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   return {
     refreshQueue,
     sweepQueue,
+    eventsQueue,
     refreshWorker,
     sweepWorker,
     close() {
@@ -138,7 +161,9 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
         // Stop taking jobs and let in-flight refreshes finish and persist.
         await Promise.allSettled([refreshWorker.close(), sweepWorker.close()]);
         await refresher.close();
-        await Promise.allSettled([refreshQueue.close(), sweepQueue.close()]);
+        await relay.close();
+        await eventsWorker.close();
+        await Promise.allSettled([refreshQueue.close(), sweepQueue.close(), eventsQueue.close()]);
         calcom.close();
         await prisma.$disconnect();
         log.info("worker stopped");

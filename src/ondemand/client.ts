@@ -9,7 +9,9 @@ import type { Clock, Rand } from "../core/types.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
+import { createAlertSink } from "../events/alert-sink.js";
 import { createRefreshProducer } from "../queue/producer.js";
+import { createEventStore } from "../store/event-store.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { createTokenCipher } from "../store/token-cipher.js";
 import { createTokenStore } from "../store/token-store.js";
@@ -59,7 +61,10 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
       logger,
     });
   const calcom: CalcomTokenApi = options.calcom ?? (ownCalcom as CalcomTokenApi);
+  // Alerts raised on request paths go to the outbox; the worker's relay delivers them.
+  const alerts = prisma ? createAlertSink({ eventStore: createEventStore({ prisma }), relay: null, logger }) : undefined;
   const refresher = createRefresher({
+    ...(alerts ? { alerts } : {}),
     store,
     calcom,
     logger,
@@ -77,6 +82,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   // Lazy: no Redis connection is opened until the first save or queued refresh.
   const producer = createRefreshProducer({ redisUrl: config.redisUrl, prefix: config.queuePrefix, clock });
   const service = createOnDemandService({
+    ...(alerts ? { alerts } : {}),
     producer,
     afterSave: (userUlid, at, lastUsedAt) => producer.schedule(userUlid, at, lastUsedAt),
     store,

@@ -5,9 +5,11 @@
 import { ulid } from "ulid";
 import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/ondemand/client.js";
 import { createPrisma, type PrismaClient } from "../../src/store/prisma.js";
+import { randomBytes } from "node:crypto";
 import { startFakeCalcom } from "../fakes/calcom/index.js";
 import type { FakeCalcom, FakeCalcomOptions } from "../fakes/calcom/index.js";
 import { testLogger } from "./log-sink.js";
+import { createTestDatabase, dropTestDatabase } from "./test-db.js";
 
 export const TEST_ENCRYPTION_KEYS = `test1:${Buffer.alloc(32, 42).toString("base64")}`;
 
@@ -20,7 +22,7 @@ export function testDatabaseUrl(): string {
 /** A complete environment for the client under test; overrides win. */
 export function testEnv(calUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
   return {
-    DATABASE_URL: testDatabaseUrl(),
+    DATABASE_URL: overrides.DATABASE_URL ?? testDatabaseUrl(),
     CAL_API_URL: calUrl,
     CAL_CLIENT_ID: "fake-client",
     CAL_CLIENT_SECRET: "fake-secret",
@@ -37,6 +39,10 @@ export function testEnv(calUrl: string, overrides: Record<string, string> = {}):
 
 export interface Harness {
   fake: FakeCalcom;
+  /** The database this harness uses (the run's shared one, or its own). */
+  databaseUrl: string;
+  /** A complete env for another client or a worker on this harness's database and fake. */
+  env(overrides?: Record<string, string>): Record<string, string>;
   client: CalTokenClient;
   /** A separate Prisma client for assertions. */
   db: PrismaClient;
@@ -56,8 +62,20 @@ export interface SeededUser {
 }
 
 export async function startHarness(
-  opts: { fake?: FakeCalcomOptions; env?: Record<string, string>; client?: Partial<CalTokenClientOptions> } = {},
+  opts: {
+    fake?: FakeCalcomOptions;
+    env?: Record<string, string>;
+    client?: Partial<CalTokenClientOptions>;
+    /**
+     * A database of its own. Worker tests need it: the sweep enqueues every due row in the database,
+     * so a worker would otherwise pick up (and fail on) users seeded by other test files.
+     */
+    ownDatabase?: boolean;
+  } = {},
 ): Promise<Harness> {
+  const ownDbName = opts.ownDatabase ? `${process.env.TEST_DATABASE_NAME ?? "ctw_test"}_${randomBytes(3).toString("hex")}` : null;
+  const databaseUrl = ownDbName ? await createTestDatabase(ownDbName) : testDatabaseUrl();
+  const baseEnv = { DATABASE_URL: databaseUrl, ...opts.env };
   const fake = await startFakeCalcom({
     rateLimit: false,
     ...(process.env.TEST_ISSUED_TOKENS_FILE ? { issuedTokensFile: process.env.TEST_ISSUED_TOKENS_FILE } : {}),
@@ -67,7 +85,7 @@ export async function startHarness(
   const clients: CalTokenClient[] = [];
   const newClient = (overrides: Record<string, string> = {}, options: Partial<CalTokenClientOptions> = {}) => {
     const c = createCalTokenClient({
-      env: testEnv(fake.url, { ...opts.env, ...overrides }),
+      env: testEnv(fake.url, { ...baseEnv, ...overrides }),
       logger,
       refreshPolicy: { pollIntervalMs: 20, persistRetryBaseMs: 50 },
       databasePoolSize: 4,
@@ -78,10 +96,12 @@ export async function startHarness(
     return c;
   };
   const client = newClient();
-  const db = createPrisma(testDatabaseUrl(), { max: 2 });
+  const db = createPrisma(databaseUrl, { max: 2 });
 
   return {
     fake,
+    databaseUrl,
+    env: (overrides = {}) => testEnv(fake.url, { ...baseEnv, ...overrides }),
     client,
     db,
     logs: lines,
@@ -116,6 +136,7 @@ export async function startHarness(
       await Promise.allSettled(clients.map((c) => c.close()));
       await db.$disconnect();
       await fake.close();
+      if (ownDbName) await dropTestDatabase(ownDbName);
     },
   };
 }

@@ -9,15 +9,18 @@ import path from "node:path";
 import { loadConfig } from "../../src/config/config.js";
 import { startWorkerApp, type WorkerApp, type WorkerAppOptions } from "../../src/main/worker-app.js";
 import { testLogger } from "./log-sink.js";
-import { testEnv } from "./harness.js";
+import type { Harness } from "./harness.js";
 
 export function uniquePrefix(): string {
   return `${process.env.TEST_QUEUE_PREFIX ?? "ctwtest"}w${randomBytes(3).toString("hex")}`;
 }
 
-/** Worker settings for tests: 1 s sweeps, short retries, a small on-demand buffer. */
-export function workerEnv(calUrl: string, prefix: string, overrides: Record<string, string> = {}): Record<string, string> {
-  return testEnv(calUrl, {
+/**
+ * Worker settings for tests: 1 s sweeps, short retries, a small on-demand buffer. Pass the harness
+ * (its own database, see startHarness's ownDatabase) so the worker and the test share rows.
+ */
+export function workerEnv(h: Harness, prefix: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return h.env({
     QUEUE_PREFIX: prefix,
     SWEEP_INTERVAL_SECONDS: "1",
     ON_DEMAND_BUFFER_SECONDS: "3",
@@ -37,6 +40,8 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
   /** Resolves once the worker logged that it started. */
   started: Promise<void>;
+  /** Everything the process printed on stdout so far (JSON log lines). */
+  output(): string;
 }
 
 const WORKER_MAIN = path.resolve(import.meta.dirname, "../../src/main/worker.ts");
@@ -65,7 +70,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     child.on("exit", (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
-  return { child, exited, started };
+  return { child, exited, started, output: () => buffered };
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

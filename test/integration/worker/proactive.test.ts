@@ -13,7 +13,7 @@ let worker: WorkerApp;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  h = await startHarness({ env: { QUEUE_PREFIX: prefix, ON_DEMAND_BUFFER_SECONDS: "3" } });
+  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix, ON_DEMAND_BUFFER_SECONDS: "3" } });
 });
 afterAll(async () => {
   await worker?.close();
@@ -27,7 +27,7 @@ it("refreshes every user before expiry; no request sees a 498 or waits on a refr
     const u = await h.seedManaged({ ttlMs });
     users.push({ ...u, firstExpiry: Date.now() + ttlMs });
   }
-  worker = await startWorker(workerEnv(h.fake.url, prefix));
+  worker = await startWorker(workerEnv(h, prefix));
 
   const me = (t: string) => fetch(`${h.fake.url}/v2/me`, { headers: { authorization: `Bearer ${t}` } });
   const statuses = new Map<number, number>();

@@ -11,7 +11,7 @@ let worker: WorkerApp | null = null;
 const prefix = uniquePrefix();
 
 beforeAll(async () => {
-  h = await startHarness({ env: { QUEUE_PREFIX: prefix } });
+  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix } });
 });
 afterAll(async () => {
   await worker?.close();
@@ -22,7 +22,7 @@ beforeEach(() => h.fake.resetStats());
 describe("without a running worker", () => {
   it("saving schedules exactly one delayed job per user; a request promotes it instead of adding another", async () => {
     const u = await h.seedManaged();
-    const probe = await startWorker(workerEnv(h.fake.url, prefix), {});
+    const probe = await startWorker(workerEnv(h, prefix), {});
     await probe.refreshWorker.pause(); // queue inspection only: nothing runs
     const q = probe.refreshQueue;
     const jobId = await q.getDeduplicationJobId(refreshDedupId(u.userUlid));
@@ -63,7 +63,7 @@ describe("without a running worker", () => {
 
 describe("with the worker running", () => {
   beforeAll(async () => {
-    worker = await startWorker(workerEnv(h.fake.url, prefix));
+    worker = await startWorker(workerEnv(h, prefix));
   });
 
   it("wait:true returns the refreshed token read from the database", async () => {
