@@ -99,6 +99,8 @@ export interface TokenStore {
     pair: TokenPair;
     nextRefreshAt: Date;
     now: Date;
+    /** Written in the same statement when the swap succeeds (one commit instead of two). */
+    audit?: { outcome: AuditOutcome; trigger: string; durationMs: number };
   }): Promise<{ ok: true; meta: TokenMeta } | { ok: false }>;
   /**
    * Failure bookkeeping, CAS on version (a stale failure never touches a newer pair). The count goes

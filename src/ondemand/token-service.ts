@@ -61,6 +61,7 @@ export interface OnDemandService {
 
 /** Remembers the last access token handed out per user, so a 498 can be matched to it (bounded). */
 const LAST_ISSUED_MAX = 10_000;
+const TOUCH_EVERY_MS = 60_000;
 
 export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
   const log = componentLogger(deps.logger, "onDemand");
@@ -70,6 +71,21 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     lastIssued.delete(userUlid);
     lastIssued.set(userUlid, accessToken);
     if (lastIssued.size > LAST_ISSUED_MAX) lastIssued.delete(lastIssued.keys().next().value as string);
+  }
+
+  /**
+   * Recent use puts the user ahead when the refresh budget is short (invariant 8). Throttled here in
+   * memory (the SQL throttles too, across processes) so the hot path sends no write on most calls;
+   * not awaited, best effort.
+   */
+  const lastTouched = new Map<string, number>();
+  function touch(userUlid: string, now: Date): void {
+    const last = lastTouched.get(userUlid);
+    if (last !== undefined && now.getTime() - last < TOUCH_EVERY_MS) return;
+    lastTouched.delete(userUlid);
+    lastTouched.set(userUlid, now.getTime());
+    if (lastTouched.size > LAST_ISSUED_MAX) lastTouched.delete(lastTouched.keys().next().value as string);
+    deps.store.touchLastUsed(userUlid, now).catch((err: unknown) => log.debug({ userUlid, err }, "last-used not recorded"));
   }
 
   function success(token: Pick<TokenRecord, "userUlid" | "accessToken" | "accessTokenExpiresAt" | "refreshTokenExpiresAt" | "status">, refreshed: boolean): TokenRefreshResult {
@@ -87,7 +103,11 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     return { success: false, refreshed: false, error };
   }
 
-  async function refreshVia(userUlid: string, trigger: RefreshTrigger, extra: { force?: boolean; staleAccessToken?: string; observedVersion?: number }) {
+  async function refreshVia(
+    userUlid: string,
+    trigger: RefreshTrigger,
+    extra: { force?: boolean; staleAccessToken?: string; observedVersion?: number; knownToken?: TokenRecord },
+  ) {
     return fromOutcome(await deps.refresher.refresh({ userUlid, trigger, ...extra }));
   }
 
@@ -103,12 +123,11 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     if (!token) return notFound();
     const now = deps.clock();
     const decision = decideOnDemand(token, now, deps.bufferMs, forceRefresh);
-    // Recent use puts the user ahead when the refresh budget is short (invariant 8). Best effort, not awaited.
-    deps.store.touchLastUsed(ulid, now).catch((err: unknown) => log.debug({ userUlid: ulid, err }, "last-used not recorded"));
+    touch(ulid, now);
     if (decision.reason === "reconnect_required") return reconnectRequiredResult();
     if (!decision.should) return success(token, false);
     log.info({ userUlid: ulid, reason: decision.reason }, "refreshing on demand");
-    return refreshVia(ulid, "on_demand", { force: forceRefresh, observedVersion: token.version });
+    return refreshVia(ulid, "on_demand", { force: forceRefresh, observedVersion: token.version, knownToken: token });
   }
 
   async function handleCalApiResponse(

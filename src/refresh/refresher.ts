@@ -80,10 +80,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
 
   const fail = (code: RefreshFailure["code"], message: string, retryable: boolean) => ({ code, message, retryable });
 
-  async function audit(
-    e: { userUlid: string; trigger: string; outcome: AuditOutcome; errorCode?: string; version?: number },
-    started: Date,
-  ): Promise<void> {
+  function emitOutcome(e: { userUlid: string; trigger: string; outcome: AuditOutcome; errorCode?: string }, started: Date): number {
     const durationMs = clock().getTime() - started.getTime();
     deps.onOutcome?.({
       userUlid: e.userUlid,
@@ -92,6 +89,14 @@ export function createRefresher(deps: RefresherDeps): Refresher {
       errorCode: e.errorCode ?? null,
       durationMs,
     });
+    return durationMs;
+  }
+
+  async function audit(
+    e: { userUlid: string; trigger: string; outcome: AuditOutcome; errorCode?: string; version?: number },
+    started: Date,
+  ): Promise<void> {
+    const durationMs = emitOutcome(e, started);
     try {
       await store.insertAudit({ ...e, errorCode: e.errorCode ?? null, version: e.version ?? null, durationMs });
     } catch (err) {
@@ -123,7 +128,8 @@ export function createRefresher(deps: RefresherDeps): Refresher {
 
   async function run(req: RefreshRequest): Promise<RefreshOutcome> {
     const started = clock();
-    const first = await read(req.userUlid);
+    // The on-demand path just read the row; reusing it saves a round trip (the lease re-reads anyway).
+    const first = req.knownToken ?? (await read(req.userUlid));
     if (!isRecord(first)) return first;
     if (first.status === "RECONNECT_REQUIRED") return reconnectRequired(first);
     if (req.staleAccessToken !== undefined && first.accessToken !== req.staleAccessToken) {
@@ -332,6 +338,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
           pair,
           nextRefreshAt,
           now: clock(),
+          audit: { outcome, trigger: req.trigger, durationMs: clock().getTime() - started.getTime() },
         });
         if (!res.ok) {
           // Someone else wrote a newer pair (e.g. the user reconnected): theirs wins; never overwrite.
@@ -339,7 +346,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
           return settledByOther(token.userUlid);
         }
         log.info({ userUlid: token.userUlid, version: res.meta.version, how, trigger: req.trigger }, "token refreshed");
-        await audit({ userUlid: token.userUlid, trigger: req.trigger, outcome, version: res.meta.version }, started);
+        emitOutcome({ userUlid: token.userUlid, trigger: req.trigger, outcome }, started); // audit row written with the swap
         // Only a user with a failure streak can have an open alert; skip the extra write otherwise.
         if (token.failureCount > 0 || token.rotationUncertain || token.firstFailureAt !== null) {
           await alert("recovered", (a) => a.recovered({ userUlid: token.userUlid, kind: token.kind, now: clock() }));

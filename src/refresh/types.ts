@@ -11,6 +11,8 @@ export interface RefreshRequest {
   staleAccessToken?: string;
   /** Row version the caller based its decision on; any newer version satisfies the request. */
   observedVersion?: number;
+  /** The row as the caller just read it (saves the refresher a read). */
+  knownToken?: TokenRecord;
 }
 
 export interface RefreshFailure {

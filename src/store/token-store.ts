@@ -96,7 +96,11 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
       const accessEnc = cipher.encrypt(pair.accessToken, ulid);
       const refreshEnc = cipher.encrypt(pair.refreshToken, ulid);
       // The pair is stored exactly as issued: a null refresh expiry stays null (no COALESCE with old).
+      const audit = input.audit ?? null;
+      // The audit row rides in the same statement (a data-modifying CTE): one round trip, one commit,
+      // and it exists exactly when the swap happened.
       const rows = await prisma.$queryRaw<MetaRow[]>`
+        WITH updated AS (
         UPDATE cal_token SET
           access_token_enc = ${accessEnc}, refresh_token_enc = ${refreshEnc},
           access_token_expires_at = ${pair.accessTokenExpiresAt}::timestamptz,
@@ -108,7 +112,13 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
           lease_until = CASE WHEN lease_owner = ${owner} THEN NULL ELSE lease_until END,
           updated_at = ${now}::timestamptz
         WHERE user_ulid = ${ulid} AND version = ${input.expectedVersion}::int
-        RETURNING ${META_COLUMNS}`;
+        RETURNING *),
+        audited AS (
+          INSERT INTO cal_token_audit (user_ulid, outcome, trigger, version, duration_ms, created_at)
+          SELECT user_ulid, ${audit?.outcome ?? null}::"CalTokenOutcome", ${audit?.trigger ?? ""}, version,
+                 ${audit?.durationMs ?? null}::int, ${now}::timestamptz
+          FROM updated WHERE ${audit !== null}::boolean)
+        SELECT ${META_COLUMNS} FROM updated`;
       const row = rows[0];
       return row === undefined ? { ok: false } : { ok: true, meta: toMeta(row) };
     },
