@@ -84,3 +84,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type" && /received undefined/.test(issue.message)) return `${name}: required`;
   return `${name}: ${issue.message}`;
 }
+
+/** For tools that need only the database (migrations): the same validation, without the rest. */
+export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
+  const parsed = envSchema.shape.DATABASE_URL.safeParse(env.DATABASE_URL);
+  if (!parsed.success) throw new ConfigError([`DATABASE_URL: ${env.DATABASE_URL ? "must be a postgres:// or postgresql:// URL" : "required"}`]);
+  return parsed.data;
+}

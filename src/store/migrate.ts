@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
@@ -72,4 +73,8 @@ export async function applyMigrations(
   }
 }
 
-export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../prisma/migrations");
+/** prisma/migrations at the package root, from src/store (tsx) or dist/src/store (built). */
+export const MIGRATIONS_DIR =
+  ["../../prisma/migrations", "../../../prisma/migrations"]
+    .map((rel) => path.resolve(import.meta.dirname, rel))
+    .find((dir) => existsSync(dir)) ?? path.resolve(import.meta.dirname, "../../prisma/migrations");

@@ -1,0 +1,45 @@
+/**
+ * The `release` phase (runs once per deploy, before new dynos start): apply migrations, then upsert
+ * the sweep's job scheduler from one process (concurrent upserts at boot are a known BullMQ trouble
+ * spot). `prisma migrate deploy` and this runner record migrations identically, so either may run.
+ */
+import { Queue } from "bullmq";
+import { loadConfig } from "../config/config.js";
+import { ConfigError } from "../core/errors.js";
+import { createLogger } from "../log/logger.js";
+import { workerConnection } from "../queue/connection.js";
+import { QUEUES } from "../queue/names.js";
+import { applyMigrations, MIGRATIONS_DIR } from "../store/migrate.js";
+import { ensureSweepScheduler } from "./worker-app.js";
+
+async function main(): Promise<number> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "release" } });
+  const migrations = await applyMigrations(config.databaseUrl, MIGRATIONS_DIR);
+  logger.info(migrations, "migrations applied");
+  const sweepQueue = new Queue(QUEUES.sweep, { connection: workerConnection(config.redisUrl), prefix: config.queuePrefix });
+  try {
+    await ensureSweepScheduler(sweepQueue, config.sweepIntervalMs);
+    logger.info({ everyMs: config.sweepIntervalMs }, "sweep scheduler ensured");
+  } finally {
+    await sweepQueue.close();
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`release failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
