@@ -20,3 +20,6 @@ export type {
 } from "./ondemand/types.js";
 export { AppError, ConfigError, ERROR_CODES, type ErrorCode } from "./core/errors.js";
 export { loadConfig, type Config } from "./config/config.js";
+/** For the web app's webhook receiver: verify `x-cal-token-signature` before trusting an event. */
+export { verifySignature } from "./events/signing.js";
+export { TOKEN_EVENT_TYPES, type TokenEvent, type TokenEventType } from "./events/types.js";
