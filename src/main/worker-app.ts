@@ -102,7 +102,9 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const sweepWorker = new Worker(
     QUEUES.sweep,
     async (job: Job) => sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true),
-    { connection, prefix, concurrency: 1 },
+    // A short lock: if a worker dies mid-sweep, global concurrency 1 would block the next sweeps
+    // until the stalled one is detected, so detect it within about one tick.
+    { connection, prefix, concurrency: 1, lockDuration: Math.max(10_000, config.sweepIntervalMs), stalledInterval: Math.max(10_000, config.sweepIntervalMs) },
   );
   const eventsWorker = new Worker<DeliverEventJobData>(
     QUEUES.events,

@@ -23,13 +23,13 @@ let workerA: WorkerProcess | undefined;
 let workerB: WorkerApp | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ env: { QUEUE_PREFIX: prefix } });
-  store = createTokenStore({ prisma: h.db, cipher: createTokenCipher(loadConfig(workerEnv(h.fake.url, prefix)).encryptionKeys) });
+  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix } });
+  store = createTokenStore({ prisma: h.db, cipher: createTokenCipher(loadConfig(workerEnv(h, prefix)).encryptionKeys) });
 });
 afterAll(async () => {
   if (workerA && workerA.child.exitCode === null && workerA.child.signalCode === null) workerA.child.kill("SIGKILL");
   await workerB?.close();
-  await h.close();
+  await h?.close();
 });
 
 async function storedRefreshTokenLive(userUlid: string): Promise<boolean> {
@@ -48,7 +48,7 @@ it("SIGKILL mid-refresh: another worker takes over the stalled jobs and force-re
   h.fake.resetStats();
   h.fake.faults.latencyMs = 400;
 
-  workerA = spawnWorker(workerEnv(h.fake.url, prefix, OVERRIDES));
+  workerA = spawnWorker(workerEnv(h, prefix, OVERRIDES));
   await workerA.started;
   expect(await eventually(() => (h.fake.stats().calls["managed.refresh"] ?? 0) > 0, 20_000, 10)).toBe(true);
   // Mid-flight: the requests are at Cal.com, which commits them ~200 ms after A is gone.
@@ -66,7 +66,7 @@ it("SIGKILL mid-refresh: another worker takes over the stalled jobs and force-re
   for (const u of ulids) if (!(await storedRefreshTokenLive(u))) lost.push(u);
   expect(lost.length).toBeGreaterThan(0);
 
-  workerB = await startWorker(workerEnv(h.fake.url, prefix, OVERRIDES));
+  workerB = await startWorker(workerEnv(h, prefix, OVERRIDES));
 
   const settled = await eventually(
     async () => {

@@ -89,8 +89,8 @@ beforeAll(async () => {
   port = await freePort();
   redisUrl = `redis://127.0.0.1:${port}`;
   redis = await startRedis();
-  h = await startHarness({ env: { QUEUE_PREFIX: prefix, REDIS_URL: redisUrl } });
-  const env = workerEnv(h.fake.url, prefix, { REDIS_URL: redisUrl });
+  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix, REDIS_URL: redisUrl } });
+  const env = workerEnv(h, prefix, { REDIS_URL: redisUrl });
   store = createTokenStore({ prisma: h.db, cipher: createTokenCipher(loadConfig(env).encryptionKeys) });
   worker = await startWorker(env);
 });
@@ -149,7 +149,7 @@ it("keeps refreshing after Redis restarts empty, without a worker restart", asyn
   for (const u of [...forgotten, ...after]) if (!(await rotated(u))) missing.push(u.userUlid);
   expect({ recovered, missing }).toEqual({ recovered: true, missing: [] });
   expect(await worker!.sweepQueue.getJobScheduler(SWEEP_SCHEDULER_ID)).toBeTruthy();
-  expect(consoleErrors.mock.calls.map((c) => String(c[0]).slice(0, 200))).toEqual([]);
+  expect(consoleErrors.mock.calls.map((c: unknown[]) => String(c[0]).slice(0, 200))).toEqual([]);
   expect(worker!.refreshWorker.isRunning()).toBe(true);
   expect(h!.fake.stats().deadRefreshTokenUses).toBe(0);
   expect(await h!.db.calToken.count({ where: { userUlid: { in: [...before, ...forgotten, ...after].map((u) => u.userUlid) }, status: { not: "ACTIVE" } } })).toBe(0);

@@ -18,12 +18,12 @@ let store: TokenStore;
 let worker: WorkerProcess | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ env: { QUEUE_PREFIX: prefix } });
-  store = createTokenStore({ prisma: h.db, cipher: createTokenCipher(loadConfig(workerEnv(h.fake.url, prefix)).encryptionKeys) });
+  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix } });
+  store = createTokenStore({ prisma: h.db, cipher: createTokenCipher(loadConfig(workerEnv(h, prefix)).encryptionKeys) });
 });
 afterAll(async () => {
   if (worker && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGKILL");
-  await h.close();
+  await h?.close();
 });
 
 /** The promise's value, or null if it takes longer than `ms` (the timer is cleared either way). */
@@ -37,7 +37,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
 }
 
 it("double SIGTERM with refreshes in flight: exits 0 in time and loses no rotation", async () => {
-  worker = spawnWorker(workerEnv(h.fake.url, prefix, { WORKER_CONCURRENCY: "10" }));
+  worker = spawnWorker(workerEnv(h, prefix, { WORKER_CONCURRENCY: "10" }));
   await worker.started;
 
   // Slow Cal.com: every refresh sits at the fake for 1.5 s before its rotation commits.
