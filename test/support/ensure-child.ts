@@ -15,6 +15,8 @@ const count = Number(process.env.CHILD_COUNT ?? "1");
 
 const client = createCalTokenClient({ env, logger: testLogger().logger, refreshPolicy: { pollIntervalMs: 20 } });
 const lines = createInterface({ input: process.stdin });
+// Open the pool before "ready", so all processes reach the lease within milliseconds of "go".
+await client.getCalTokenStatus(userUlid);
 process.stdout.write("ready\n");
 for await (const line of lines) {
   if (line.trim() !== "go") continue;

@@ -74,26 +74,27 @@ describe("a refresh response lost after Cal.com rotated", () => {
   it("a rejection caused by another writer is not treated as a dead grant", async () => {
     const u = await h.seedManaged();
     await expireRow(u.userUlid);
-    h.fake.faults.latencyMs = 400;
+    h.fake.faults.latencyMs = 600;
     const pending = h.client.ensureValidCalToken(u.userUlid);
     await new Promise((r) => setTimeout(r, 150));
-    // Meanwhile the user reconnects: the web app saves a brand-new pair (which kills the old grant).
-    const reconnect = h.fake.createManagedUser();
-    await h.newClient().saveCalTokens({
-      userUlid: u.userUlid,
-      accessToken: reconnect.accessToken,
-      refreshToken: reconnect.refreshToken,
-      accessTokenExpiresAt: reconnect.accessTokenExpiresAt,
-      calUserId: reconnect.calUserId,
-    });
+    // Meanwhile the web app recovers the user itself: Cal.com force-refresh (which kills every older
+    // token of the user, including the one our refresh is presenting) and a save of the new pair.
     h.fake.faults.latencyMs = 0;
-    const res = await pending;
-    expect(res).toMatchObject({ success: true, tokenInfo: { accessToken: expect.any(String) } });
+    const forced = await fetch(`${h.fake.url}/v2/oauth-clients/fake-client/users/${u.calUserId}/force-refresh`, {
+      method: "POST",
+      headers: { "x-cal-secret-key": "fake-secret" },
+    });
+    expect(forced.status).toBe(200);
+    const pair = ((await forced.json()) as { data: { accessToken: string; refreshToken: string; accessTokenExpiresAt: number } }).data;
+    await h.newClient().saveCalTokens({ userUlid: u.userUlid, ...pair, calUserId: u.calUserId });
+
+    const res = await pending; // our refresh was rejected (its token died); the re-read finds the new pair
+    expect(res).toMatchObject({ success: true, tokenInfo: { accessToken: pair.accessToken } });
+    expect(h.fake.stats().forceRefreshes).toBe(1); // only the web app's: we did not force-refresh over it
+    expect(h.fake.isAccessTokenValid(pair.accessToken)).toBe(true);
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
-    expect(row.calUserId).toBe(reconnect.calUserId);
-    expect(row.version).toBe(2); // the reconnect's write was never overwritten
-    expect(h.fake.stats().forceRefreshes).toBe(0);
+    expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
     const now = await h.client.ensureValidCalToken(u.userUlid);
-    expect(now.tokenInfo?.accessToken).toBe(reconnect.accessToken);
+    expect(now.tokenInfo?.accessToken).toBe(pair.accessToken);
   });
 });

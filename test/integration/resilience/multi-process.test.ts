@@ -59,7 +59,7 @@ it("100 callers in 3 processes → exactly one refresh, one token for all, no de
   const u = await h.seedManaged();
   await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1_000) } });
   h.fake.resetStats();
-  h.fake.faults.latencyMs = 300; // widen the race window
+  h.fake.faults.latencyMs = 1_500; // a wide race window: every process is past "go" long before the first answer
   const procs = [34, 33, 33].map((n) => startChild(u.userUlid, n));
   for (const p of procs) expect(await p.nextLine()).toBe("ready");
   for (const p of procs) p.child.stdin.write("go\n");
