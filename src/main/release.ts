@@ -4,25 +4,15 @@
  * spot). `prisma migrate deploy` and this runner record migrations identically, so either may run.
  */
 import { Queue } from "bullmq";
-import { loadConfig } from "../config/config.js";
-import { ConfigError } from "../core/errors.js";
 import { createLogger } from "../log/logger.js";
+import { loadConfigOrExit } from "./boot.js";
 import { workerConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { applyMigrations, MIGRATIONS_DIR } from "../store/migrate.js";
 import { ensureSweepScheduler } from "./worker-app.js";
 
 async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "release" } });
   const migrations = await applyMigrations(config.databaseUrl, MIGRATIONS_DIR);
   logger.info(migrations, "migrations applied");

@@ -1,20 +1,10 @@
 /** Entry point of the `web` dyno (Procfile): Bull Board, health, readiness and metrics on $PORT. */
-import { loadConfig } from "../config/config.js";
-import { ConfigError } from "../core/errors.js";
 import { createLogger } from "../log/logger.js";
+import { loadConfigOrExit } from "./boot.js";
 import { startWebApp } from "./web-app.js";
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "web" } });
   const app = await startWebApp(config, { logger });
   logger.info({ url: app.url, board: config.bullBoard ? app.boardUrl : "disabled (set BULL_BOARD_USERNAME/PASSWORD)" }, "web started");

@@ -3,24 +3,14 @@
  * SIGTERM/SIGINT (Heroku may send several): stop taking jobs, let in-flight refreshes finish and
  * persist, exit 0 — or exit 1 at the hard deadline, before Heroku's SIGKILL at 30 s.
  */
-import { loadConfig } from "../config/config.js";
-import { ConfigError } from "../core/errors.js";
 import { createLogger } from "../log/logger.js";
+import { loadConfigOrExit } from "./boot.js";
 import { startWorkerApp } from "./worker-app.js";
 
 const SHUTDOWN_DEADLINE_MS = 24_000;
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "worker" } });
   const app = await startWorkerApp(config, { logger });
 
