@@ -11,9 +11,12 @@ import type { RefreshJobData } from "../src/queue/names.js";
 import { scheduleRefresh } from "../src/queue/refresh-queue.js";
 import { findDuePage, type DueCursor } from "../src/store/due-query.js";
 import type { PrismaClient } from "../src/store/prisma.js";
+import { pruneOldRows } from "../src/store/retention.js";
 
 export interface SweepResult {
   visited: number;
+  /** Audit rows and delivered events removed by retention in this run. */
+  pruned?: { audit: number; events: number };
   pages: number;
   complete: boolean;
   durationMs: number;
@@ -27,7 +30,14 @@ export interface SweepOptions {
   budgetMs?: number;
 }
 
-export function createSweep(deps: { prisma: PrismaClient; queue: Queue<RefreshJobData>; logger: Logger; clock: Clock }) {
+export function createSweep(deps: {
+  prisma: PrismaClient;
+  queue: Queue<RefreshJobData>;
+  logger: Logger;
+  clock: Clock;
+  /** Keep audit rows and delivered events this long; pruned at the end of each sweep. */
+  retentionMs?: number;
+}) {
   const log = componentLogger(deps.logger, "refreshRequests");
 
   return async function sweep(opts: SweepOptions, dryRun = false): Promise<SweepResult> {
@@ -52,7 +62,14 @@ export function createSweep(deps: { prisma: PrismaClient; queue: Queue<RefreshJo
       visited += rows.length;
       const last = rows.at(-1);
       if (!last || rows.length < pageSize) {
-        const result = { visited, pages, complete: true, durationMs: deps.clock().getTime() - started.getTime() };
+        const pruned =
+          !dryRun && deps.retentionMs !== undefined
+            ? await pruneOldRows(deps.prisma, new Date(started.getTime() - deps.retentionMs)).catch((err: unknown) => {
+                log.warn({ err }, "retention pruning failed; the next sweep retries");
+                return undefined;
+              })
+            : undefined;
+        const result = { visited, pages, complete: true, durationMs: deps.clock().getTime() - started.getTime(), ...(pruned ? { pruned } : {}) };
         log.info(result, dryRun ? "sweep (dry run) done" : "sweep done");
         return result;
       }

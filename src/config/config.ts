@@ -23,6 +23,8 @@ export interface Config {
     ratePerMinute: number;
   };
   sweepIntervalMs: number;
+  /** Audit rows and delivered events older than this are pruned by the sweep. */
+  auditRetentionMs: number;
   workerConcurrency: number;
   events: { webhookUrl: string; secret: string } | null;
   bullBoard: { username: string; password: string } | null;
@@ -64,6 +66,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ratePerMinute: e.CAL_REFRESH_RATE_PER_MINUTE,
     },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
+    auditRetentionMs: e.AUDIT_RETENTION_DAYS * 24 * 3600_000,
     workerConcurrency: e.WORKER_CONCURRENCY,
     events:
       e.EVENTS_WEBHOOK_URL && e.EVENTS_WEBHOOK_SECRET

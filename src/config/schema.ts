@@ -58,6 +58,7 @@ export const envSchema = z
     CAL_REFRESH_RATE_PER_MINUTE: int(1).default(450),
     CAL_HTTP_TIMEOUT_MS: int(100).default(10_000),
     REFRESH_LEASE_SECONDS: int(1).default(60),
+    AUDIT_RETENTION_DAYS: int(1).default(30),
     EVENTS_WEBHOOK_URL: url(/^https?$/).optional(),
     EVENTS_WEBHOOK_SECRET: z.string().min(16).optional(),
     BULL_BOARD_USERNAME: z.string().min(1).optional(),

@@ -11,6 +11,7 @@ import { createMetrics } from "../metrics/metrics.js";
 import { workerConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { createPrisma } from "../store/prisma.js";
+import { readTokenStats } from "../store/token-stats.js";
 
 export interface WebApp {
   server: FastifyInstance;
@@ -33,7 +34,7 @@ export async function startWebApp(
     sweep: new Queue(QUEUES.sweep, { connection, prefix }),
     events: new Queue(QUEUES.events, { connection, prefix }),
   };
-  const metrics = createMetrics({ queues: Object.values(queues) });
+  const metrics = createMetrics({ queues: Object.values(queues), tokenStats: () => readTokenStats(prisma, new Date()) });
 
   const readiness = async (): Promise<Readiness> => {
     const [db, redis] = await Promise.allSettled([

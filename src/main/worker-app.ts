@@ -98,7 +98,7 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     stalledInterval: Math.min(30_000, config.refresh.leaseMs),
   });
 
-  const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock });
+  const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock, retentionMs: config.auditRetentionMs });
   const sweepWorker = new Worker(
     QUEUES.sweep,
     async (job: Job) => sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true),

@@ -3,6 +3,7 @@ import type { Queue } from "bullmq";
 import type { AuditOutcome } from "../core/ports.js";
 import type { RefreshTrigger } from "../core/types.js";
 import type { OutcomeEvent } from "../refresh/types.js";
+import type { TokenStats } from "../store/token-stats.js";
 
 export const OUTCOMES = [
   "REFRESHED",
@@ -37,6 +38,12 @@ export interface CreateMetricsOptions {
   queues?: readonly Queue[];
   /** Node process metrics (CPU, memory, event loop lag, …). Default true. */
   defaultMetrics?: boolean;
+  /**
+   * Fleet-wide figures read from Postgres at scrape time (users by status, overdue refreshes, recent
+   * outcomes from the audit table). This is how the web process reports what worker dynos did: they
+   * have no HTTP port, but every outcome they produce is an audit row.
+   */
+  tokenStats?: () => Promise<TokenStats>;
 }
 
 /**
@@ -82,6 +89,49 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
       );
     },
   });
+
+  const tokenStats = opts.tokenStats;
+  if (tokenStats) {
+    // One read per scrape shared by the three gauges (each gauge's collect() awaits the same promise).
+    let pending: Promise<TokenStats | null> | null = null;
+    const stats = () => {
+      pending ??= tokenStats()
+        .catch(() => null)
+        .finally(() => setTimeout(() => (pending = null), 0));
+      return pending;
+    };
+    new Gauge({
+      name: "cal_token_users",
+      help: "Users with stored Cal.com tokens, by status",
+      labelNames: ["status"] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const r of (await stats())?.byStatus ?? []) this.set({ status: r.status }, r.count);
+      },
+    });
+    new Gauge({
+      name: "cal_token_refresh_overdue",
+      help: "ACTIVE users whose scheduled refresh is more than a minute overdue (worker behind or down)",
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.overdue);
+      },
+    });
+    new Gauge({
+      name: "cal_token_refresh_outcomes_recent",
+      help: "Refresh outcomes recorded by any process in the last 5 minutes, by outcome and trigger",
+      labelNames: ["outcome", "trigger"] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const r of (await stats())?.recentOutcomes ?? []) {
+          this.set({ outcome: knownOrOther(r.outcome, OUTCOMES), trigger: knownOrOther(r.trigger, TRIGGERS) }, r.count);
+        }
+      },
+    });
+  }
 
   return {
     registry,

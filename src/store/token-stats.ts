@@ -1,0 +1,32 @@
+import type { PrismaClient } from "./prisma.js";
+
+export interface TokenStats {
+  byStatus: { status: string; count: number }[];
+  /** ACTIVE rows whose refresh is more than `lateMs` overdue: the worker is behind or down. */
+  overdue: number;
+  /** Refresh outcomes recorded in the audit table during the last `windowMs`, by outcome and trigger. */
+  recentOutcomes: { outcome: string; trigger: string; count: number }[];
+}
+
+/**
+ * Fleet-wide figures for /metrics, read from Postgres at scrape time. Every process that refreshes
+ * writes audit rows, so this sees the worker dynos' outcomes too (they have no HTTP port on Heroku).
+ * Each query uses an index: (status, next_refresh_at) and the BRIN index on audit created_at.
+ */
+export async function readTokenStats(prisma: PrismaClient, now: Date, opts: { lateMs?: number; windowMs?: number } = {}): Promise<TokenStats> {
+  const lateBefore = new Date(now.getTime() - (opts.lateMs ?? 60_000));
+  const since = new Date(now.getTime() - (opts.windowMs ?? 5 * 60_000));
+  const [byStatus, overdue, recent] = await Promise.all([
+    prisma.$queryRaw<{ status: string; count: bigint }[]>`SELECT status::text AS status, count(*) AS count FROM cal_token GROUP BY status`,
+    prisma.$queryRaw<{ count: bigint }[]>`
+      SELECT count(*) AS count FROM cal_token WHERE status = 'ACTIVE'::"CalTokenStatus" AND next_refresh_at < ${lateBefore}::timestamptz`,
+    prisma.$queryRaw<{ outcome: string; trigger: string; count: bigint }[]>`
+      SELECT outcome::text AS outcome, trigger, count(*) AS count FROM cal_token_audit
+      WHERE created_at >= ${since}::timestamptz GROUP BY outcome, trigger`,
+  ]);
+  return {
+    byStatus: byStatus.map((r) => ({ status: r.status, count: Number(r.count) })),
+    overdue: Number(overdue[0]?.count ?? 0),
+    recentOutcomes: recent.map((r) => ({ outcome: r.outcome, trigger: r.trigger, count: Number(r.count) })),
+  };
+}
