@@ -1,0 +1,69 @@
+/**
+ * `cal-tokens import [FILE|-]`: JSON lines of token records from a file or stdin (never argv).
+ * Each line is validated and saved on its own; the report names line numbers and problems only.
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import type { Command } from "commander";
+import { errLine, line, withClient, withContext, describeError, type CliDeps } from "../context.js";
+import { parseImportLine } from "../import-record.js";
+import { EXIT, type CliIo } from "../io.js";
+
+export function registerImport(program: Command, deps: CliDeps, done: (code: number) => void): void {
+  program
+    .command("import")
+    .argument("[file]", 'JSON lines of token records; "-" or nothing reads stdin', "-")
+    .description("store token records (one JSON object per line: userUlid, accessToken, refreshToken, accessTokenExpiresAt, …)")
+    .action(async (file: string) => done(await runImport(deps, file)));
+}
+
+async function runImport(deps: CliDeps, file: string): Promise<number> {
+  const { io } = deps;
+  let handle: FileHandle | null = null;
+  if (file !== "-") {
+    try {
+      handle = await open(file, "r");
+    } catch (err) {
+      errLine(io, `cal-tokens: cannot read ${file}: ${(err as { code?: string }).code ?? "error"}`);
+      return EXIT.usage;
+    }
+  } else if ((io.stdin as { isTTY?: boolean }).isTTY) {
+    errLine(io, "reading token records from stdin (one JSON object per line; end with Ctrl-D)");
+  }
+  try {
+    return await withContext(deps, (ctx) =>
+      withClient(ctx, async (client) => {
+        const tally = { imported: 0, invalid: 0, failed: 0 };
+        let lineNo = 0;
+        for await (const raw of lines(io, handle)) {
+          lineNo += 1;
+          const text = lineNo === 1 ? raw.replace(/^\uFEFF/, "") : raw;
+          if (text.trim() === "") continue;
+          const parsed = parseImportLine(text);
+          if (!parsed.ok) {
+            tally.invalid += 1;
+            errLine(io, `line ${lineNo}: invalid: ${parsed.problem}`);
+            continue;
+          }
+          try {
+            await client.saveCalTokens(parsed.input);
+            tally.imported += 1;
+            line(io, `line ${lineNo}: imported ${parsed.userUlid}`);
+          } catch (err) {
+            tally.failed += 1;
+            errLine(io, `line ${lineNo}: not stored (${parsed.userUlid}): ${describeError(err)}`);
+          }
+        }
+        line(io, `imported ${tally.imported}, invalid ${tally.invalid}, not stored ${tally.failed}`);
+        if (lineNo === 0 || tally.imported + tally.invalid + tally.failed === 0) errLine(io, "cal-tokens: no token records in the input");
+        return tally.invalid + tally.failed > 0 ? EXIT.failed : EXIT.ok;
+      }),
+    );
+  } finally {
+    await handle?.close().catch(() => undefined); // readLines may have closed it already
+  }
+}
+
+function lines(io: CliIo, handle: FileHandle | null): AsyncIterable<string> {
+  return handle ? handle.readLines({ encoding: "utf8" }) : createInterface({ input: io.stdin, crlfDelay: Infinity });
+}
