@@ -4,5 +4,6 @@
  */
 import type { Section } from "./lib/types.js";
 import { onDemandSections } from "./ondemand.js";
+import { workerSections } from "./worker.js";
 
-export const sections: Section[] = [...onDemandSections];
+export const sections: Section[] = [...onDemandSections, ...workerSections];

@@ -4,8 +4,8 @@
  * UnrecoverableError). The database decides whether a refresh is due; the job only wakes us up.
  */
 import { UnrecoverableError, Worker, type Job, type Queue } from "bullmq";
-import { ERROR_CODES } from "../src/core/errors.js";
-import type { TokenStore } from "../src/core/ports.js";
+import { ERROR_CODES, TokenDecryptError } from "../src/core/errors.js";
+import type { TokenMeta, TokenRecord, TokenStore } from "../src/core/ports.js";
 import type { Clock } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
 import { PRIORITY, type RefreshJobData } from "../src/queue/names.js";
@@ -30,24 +30,30 @@ export function createRefreshProcessor(deps: {
 }) {
   const log = componentLogger(deps.logger, "refreshRequests");
 
-  async function scheduleNext(job: Job<RefreshJobData>, userUlid: string): Promise<void> {
-    const meta = await deps.store.getMeta(userUlid);
-    if (!meta || meta.status !== "ACTIVE") return;
+  async function scheduleNext(job: Job<RefreshJobData>, meta: TokenMeta): Promise<void> {
+    if (meta.status !== "ACTIVE") return;
     // This job still holds the user's deduplication key; release it or the next add is swallowed.
     await job.removeDeduplicationKey();
-    await scheduleRefresh(deps.queue, userUlid, meta.nextRefreshAt, meta.lastUsedAt, deps.clock);
+    await scheduleRefresh(deps.queue, meta.userUlid, meta.nextRefreshAt, meta.lastUsedAt, deps.clock);
   }
 
   return async function processRefresh(job: Job<RefreshJobData>): Promise<RefreshJobResult> {
     const { userUlid } = job.data;
-    const meta = await deps.store.getMeta(userUlid);
+    let meta: TokenRecord | null;
+    try {
+      meta = await deps.store.get(userUlid);
+    } catch (err) {
+      // A row no key can decrypt will not get better by retrying; anything else (database down) will.
+      if (err instanceof TokenDecryptError) throw new UnrecoverableError(ERROR_CODES.decryptFailed);
+      throw err;
+    }
     if (!meta) return { result: "missing" };
     if (meta.status === "RECONNECT_REQUIRED") return { result: "reconnect_required" };
     const onDemand = job.priority === PRIORITY.onDemand;
     const now = deps.clock();
     if (!onDemand && meta.nextRefreshAt.getTime() > now.getTime() + DUE_SLACK_MS) {
       // Refreshed elsewhere meanwhile (on demand, another dyno): just wake up again when it is due.
-      await scheduleNext(job, userUlid);
+      await scheduleNext(job, meta);
       return { result: "not_due" };
     }
     const outcome = await deps.refresher.refresh({
@@ -55,10 +61,12 @@ export function createRefreshProcessor(deps: {
       trigger: onDemand ? "manual" : "worker",
       force: onDemand,
       observedVersion: meta.version,
+      knownToken: meta,
     });
     if (outcome.ok) {
       log.info({ userUlid, jobId: job.id, how: outcome.how }, "refresh job done");
-      await scheduleNext(job, userUlid);
+      // The outcome carries the row as written (next refresh time included): no need to read it again.
+      await scheduleNext(job, outcome.token);
       return { result: outcome.how, version: outcome.token.version };
     }
     const { error } = outcome;

@@ -4,6 +4,7 @@
  * context that closes whatever the section opened.
  */
 import { cpus } from "node:os";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { ulid } from "ulid";
 import { createLogger, type Logger } from "../../src/log/logger.js";
@@ -16,9 +17,32 @@ import type { BenchContext, MachineInfo } from "./types.js";
 /** Same shape as the integration tests' key (test/support/harness.ts); never a real key. */
 export const BENCH_ENCRYPTION_KEYS = `bench1:${Buffer.alloc(32, 7).toString("base64")}`;
 
+/** Redis for BullMQ (the worker sections); every key the run creates lives under the run's prefix. */
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** Deletes every key whose name starts with `prefix` (SCAN MATCH + DEL); returns how many. */
+export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
 export interface BenchRun {
   dbName: string;
   databaseUrl: string;
+  /** BullMQ prefix of this run (`ctwbench<pid>`); its keys are deleted at the end. */
+  queuePrefix: string;
   fake: FakeCalcom;
   logger: Logger;
   machine: MachineInfo;
@@ -30,6 +54,8 @@ export interface BenchRun {
 
 export async function startBenchRun(progress: (text: string) => void): Promise<BenchRun> {
   const dbName = `bench_${process.pid}`;
+  // Without it the clients' saves would schedule jobs under the default prefix (caltok) and leave them there.
+  const queuePrefix = `ctwbench${process.pid}`;
   let databaseUrl: string | undefined;
   let fake: FakeCalcom | undefined;
   let closing: Promise<void> | undefined;
@@ -37,6 +63,10 @@ export async function startBenchRun(progress: (text: string) => void): Promise<B
   const close = () =>
     (closing ??= (async () => {
       await fake?.close().catch(() => undefined);
+      await deleteRedisKeys(BENCH_REDIS_URL, queuePrefix).then(
+        (n) => progress(`deleted ${n} Redis keys under ${queuePrefix}`),
+        (err: unknown) => progress(`could not delete Redis keys under ${queuePrefix}: ${String(err)}`),
+      );
       if (databaseUrl !== undefined) {
         // WITH (FORCE) also ends connections a failed section left open.
         await dropTestDatabase(dbName).then(
@@ -67,12 +97,15 @@ export async function startBenchRun(progress: (text: string) => void): Promise<B
       CAL_HTTP_TIMEOUT_MS: "5000",
       REFRESH_LEASE_SECONDS: "30",
       LOG_LEVEL: "silent",
+      REDIS_URL: BENCH_REDIS_URL,
+      QUEUE_PREFIX: queuePrefix,
       ...overrides,
     });
 
     return {
       dbName,
       databaseUrl: url,
+      queuePrefix,
       fake: theFake,
       logger,
       machine,
@@ -82,6 +115,8 @@ export async function startBenchRun(progress: (text: string) => void): Promise<B
         const defer = (fn: () => unknown) => void closers.push(fn);
         const ctx: BenchContext = {
           databaseUrl: url,
+          redisUrl: BENCH_REDIS_URL,
+          queuePrefix,
           fake: theFake,
           logger,
           machine,

@@ -50,6 +50,13 @@ export interface MachineInfo {
 export interface BenchContext {
   /** The run's own database (`bench_<pid>`), migrated, dropped at the end of the run. */
   databaseUrl: string;
+  /** Redis for BullMQ (default redis://127.0.0.1:6379, BENCH_REDIS_URL overrides). */
+  redisUrl: string;
+  /**
+   * The run's BullMQ prefix (`ctwbench<pid>`, also QUEUE_PREFIX in `env()`); every key under it is
+   * deleted at the end of the run. Sections that need a clean queue append their own suffix.
+   */
+  queuePrefix: string;
   /** The in-process fake Cal.com (rate limiting off). Shared by every section. */
   fake: FakeCalcom;
   /** Silent logger: the benchmarks measure the code, not pino's I/O. */

@@ -369,7 +369,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
         });
         log.error({ userUlid: token.userUlid, err }, "database unavailable: holding the rotated pair in memory until it can be written");
         // The caller can use the new access token now; the write follows when the database is back.
-        return { ok: true, how, token: { ...token, ...pair, version: token.version } };
+        return { ok: true, how, token: { ...token, ...pair, nextRefreshAt, version: token.version } };
       }
     }
   }
