@@ -33,6 +33,7 @@ import { startFakeCalcom, type FakeCalcom } from "../test/fakes/calcom/index.js"
 import { deleteRedisKeys } from "./lib/setup.js";
 import { median, pairedDiff, quantile, summarize } from "./lib/stats.js";
 import type { BenchContext, Row, Section } from "./lib/types.js";
+import { seedManagedUser } from "../test/support/seed.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -87,18 +88,8 @@ async function seedUsers(client: CalTokenClient, fake: FakeCalcom, ttls: (number
   for (let start = 0; start < ttls.length; start += parallel) {
     const made = await Promise.all(
       ttls.slice(start, start + parallel).map(async (ttl) => {
-        const u = fake.createManagedUser(ttl === undefined ? {} : { accessTokenTtlMs: ttl });
-        const userUlid = ulid();
-        await client.saveCalTokens({
-          userUlid,
-          accessToken: u.accessToken,
-          refreshToken: u.refreshToken,
-          accessTokenExpiresAt: u.accessTokenExpiresAt,
-          refreshTokenExpiresAt: u.refreshTokenExpiresAt,
-          kind: "managed",
-          calUserId: u.calUserId,
-        });
-        return userUlid;
+        const u = await seedManagedUser(client, fake, ttl === undefined ? {} : { ttlMs: ttl });
+        return u.userUlid;
       }),
     );
     ids.push(...made);

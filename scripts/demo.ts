@@ -11,8 +11,6 @@
  * DEMO_TTL_SECONDS (60–120 by default: "a,b").
  */
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
-import { ulid } from "ulid";
 import { loadConfig } from "../src/config/config.js";
 import { createLogger } from "../src/log/logger.js";
 import { startWebApp } from "../src/main/web-app.js";
@@ -20,6 +18,8 @@ import { startWorkerApp } from "../src/main/worker-app.js";
 import { createCalTokenClient } from "../src/ondemand/client.js";
 import { createPrisma } from "../src/store/prisma.js";
 import { startFakeCalcom } from "../test/fakes/calcom/index.js";
+import { deleteRedisKeys } from "../test/support/redis-keys.js";
+import { seedManagedUser } from "../test/support/seed.js";
 import { createTestDatabase, dropTestDatabase } from "../test/support/test-db.js";
 
 const USERS = Number(process.env.DEMO_USERS ?? 300);
@@ -64,17 +64,7 @@ async function main(): Promise<void> {
   const users: string[] = [];
   for (let i = 0; i < USERS; i++) {
     const ttlMs = (TTL_MIN + Math.random() * (TTL_MAX - TTL_MIN)) * 1000;
-    const u = fake.createManagedUser({ accessTokenTtlMs: ttlMs });
-    const userUlid = ulid();
-    await client.saveCalTokens({
-      userUlid,
-      accessToken: u.accessToken,
-      refreshToken: u.refreshToken,
-      accessTokenExpiresAt: u.accessTokenExpiresAt,
-      refreshTokenExpiresAt: u.refreshTokenExpiresAt,
-      calUserId: u.calUserId,
-    });
-    users.push(userUlid);
+    users.push((await seedManagedUser(client, fake, { ttlMs })).userUlid);
   }
 
   const worker = await startWorkerApp(config, { logger });
@@ -147,7 +137,7 @@ async function main(): Promise<void> {
   await prisma.$disconnect();
   await fake.close();
   await dropTestDatabase(DB_NAME);
-  await dropQueues(PREFIX);
+  await deleteRedisKeys(REDIS_URL, PREFIX);
   say(
     `Cal.com saw ${stats.refreshes} refreshes, ${stats.forceRefreshes} force-refreshes, ` +
       `${stats.deadRefreshTokenUses} uses of a dead refresh token, ${stats.status498} × 498, ${stats.status429} × 429.`,
@@ -156,16 +146,6 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-async function dropQueues(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
-  redis.disconnect();
-}
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);

@@ -4,15 +4,17 @@
  * context that closes whatever the section opened.
  */
 import { cpus } from "node:os";
-import { Redis } from "ioredis";
 import pg from "pg";
-import { ulid } from "ulid";
 import { createLogger, type Logger } from "../../src/log/logger.js";
 import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/ondemand/client.js";
 import { createPrisma, type PrismaClient } from "../../src/store/prisma.js";
 import { startFakeCalcom, type FakeCalcom } from "../../test/fakes/calcom/index.js";
 import { createTestDatabase, dropTestDatabase } from "../../test/support/test-db.js";
 import type { BenchContext, MachineInfo } from "./types.js";
+import { deleteRedisKeys } from "../../test/support/redis-keys.js";
+import { seedManagedUser } from "../../test/support/seed.js";
+
+export { deleteRedisKeys };
 
 /** Same shape as the integration tests' key (test/support/harness.ts); never a real key. */
 export const BENCH_ENCRYPTION_KEYS = `bench1:${Buffer.alloc(32, 7).toString("base64")}`;
@@ -20,23 +22,6 @@ export const BENCH_ENCRYPTION_KEYS = `bench1:${Buffer.alloc(32, 7).toString("bas
 /** Redis for BullMQ (the worker sections); every key the run creates lives under the run's prefix. */
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-/** Deletes every key whose name starts with `prefix` (SCAN MATCH + DEL); returns how many. */
-export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<number> {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  let deleted = 0;
-  try {
-    await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
 
 export interface BenchRun {
   dbName: string;
@@ -141,18 +126,8 @@ export async function startBenchRun(progress: (text: string) => void): Promise<B
               const n = Math.min(batch, count - start);
               const made = await Promise.all(
                 Array.from({ length: n }, async () => {
-                  const u = theFake.createManagedUser(opts.accessTokenTtlMs === undefined ? {} : { accessTokenTtlMs: opts.accessTokenTtlMs });
-                  const userUlid = ulid();
-                  await client.saveCalTokens({
-                    userUlid,
-                    accessToken: u.accessToken,
-                    refreshToken: u.refreshToken,
-                    accessTokenExpiresAt: u.accessTokenExpiresAt,
-                    refreshTokenExpiresAt: u.refreshTokenExpiresAt,
-                    kind: "managed",
-                    calUserId: u.calUserId,
-                  });
-                  return userUlid;
+                  const u = await seedManagedUser(client, theFake, opts.accessTokenTtlMs === undefined ? {} : { ttlMs: opts.accessTokenTtlMs });
+                  return u.userUlid;
                 }),
               );
               ids.push(...made);

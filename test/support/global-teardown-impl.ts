@@ -1,22 +1,6 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
-import { Redis } from "ioredis";
+import { deleteRedisKeys } from "./redis-keys.js";
 import { dropTestDatabase } from "./test-db.js";
-
-/** Removes every BullMQ key the run created under its queue prefix. */
-async function dropTestQueues(prefix: string): Promise<void> {
-  const redis = new Redis(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379", { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /**
  * Drops the run's database, then proves invariant 6 across the whole suite: no token string the fake
@@ -26,7 +10,7 @@ async function dropTestQueues(prefix: string): Promise<void> {
 export default async function globalTeardown(): Promise<void> {
   const dbName = process.env.TEST_DATABASE_NAME;
   if (dbName) await dropTestDatabase(dbName);
-  if (process.env.TEST_QUEUE_PREFIX) await dropTestQueues(process.env.TEST_QUEUE_PREFIX);
+  if (process.env.TEST_QUEUE_PREFIX) await deleteRedisKeys(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379", process.env.TEST_QUEUE_PREFIX);
 
   const logFile = process.env.TEST_LOG_FILE;
   const tokensFile = process.env.TEST_ISSUED_TOKENS_FILE;

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { startFakeCalcom } from "../fakes/calcom/index.js";
 import type { FakeCalcom, FakeCalcomOptions } from "../fakes/calcom/index.js";
 import { testLogger } from "./log-sink.js";
+import { seedManagedUser, type SeededUser } from "./seed.js";
 import { createTestDatabase, dropTestDatabase } from "./test-db.js";
 
 export const TEST_ENCRYPTION_KEYS = `test1:${Buffer.alloc(32, 42).toString("base64")}`;
@@ -54,12 +55,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export interface SeededUser {
-  userUlid: string;
-  calUserId: number;
-  accessToken: string;
-  refreshToken: string;
-}
+export type { SeededUser } from "./seed.js";
 
 export async function startHarness(
   opts: {
@@ -106,20 +102,7 @@ export async function startHarness(
     db,
     logs: lines,
     newClient,
-    async seedManaged({ ttlMs = 60 * 60_000, withCalUserId = true } = {}) {
-      const u = fake.createManagedUser({ accessTokenTtlMs: ttlMs });
-      const userUlid = ulid();
-      await client.saveCalTokens({
-        userUlid,
-        accessToken: u.accessToken,
-        refreshToken: u.refreshToken,
-        accessTokenExpiresAt: u.accessTokenExpiresAt,
-        refreshTokenExpiresAt: u.refreshTokenExpiresAt,
-        kind: "managed",
-        ...(withCalUserId ? { calUserId: u.calUserId } : {}),
-      });
-      return { userUlid, calUserId: u.calUserId, accessToken: u.accessToken, refreshToken: u.refreshToken };
-    },
+    seedManaged: ({ ttlMs = 60 * 60_000, withCalUserId = true } = {}) => seedManagedUser(client, fake, { ttlMs, withCalUserId }),
     async seedOAuth2({ ttlMs = 30 * 60_000 } = {}) {
       const g = fake.createOAuth2Grant({ accessTokenTtlMs: ttlMs });
       const userUlid = ulid();
