@@ -18,6 +18,7 @@ export interface RefreshProducer {
 }
 
 const READY_TIMEOUT_MS = 3_000;
+const UNAVAILABLE_BACKOFF_MS = 5_000;
 
 export function createRefreshProducer(opts: { redisUrl: string; prefix: string; clock: Clock }): RefreshProducer {
   let queue: Promise<Queue<RefreshJobData>> | null = null;
@@ -29,7 +30,12 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: Redis not ready`)), READY_TIMEOUT_MS).unref()),
     ]);
 
+  // After Redis failed to answer, fail fast for a few seconds instead of making every request path
+  // (e.g. each saveCalTokens) wait out the connect timeout again.
+  let unavailableUntil = 0;
+
   function getQueue(): Promise<Queue<RefreshJobData>> {
+    if (!queue && Date.now() < unavailableUntil) return Promise.reject(new Error("queue: Redis unavailable (backing off)"));
     queue ??= (async () => {
       const q = createRefreshQueue({ connection: producerConnection(opts.redisUrl), prefix: opts.prefix });
       q.on("error", () => undefined); // surfaced through the failing command instead
@@ -41,7 +47,8 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       }
       return q;
     })().catch((err: unknown) => {
-      queue = null; // try again on the next call
+      queue = null; // try again after the back-off
+      unavailableUntil = Date.now() + UNAVAILABLE_BACKOFF_MS;
       throw err;
     });
     return queue;

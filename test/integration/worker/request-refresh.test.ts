@@ -58,6 +58,11 @@ describe("without a running worker", () => {
     const res = await offline.requestCalTokenRefresh(u.userUlid, { wait: true, timeoutMs: 10_000 });
     expect(res).toMatchObject({ success: false, error: { code: "queue.unavailable", retryable: true } });
     expect(Date.now() - started).toBeLessThan(8_000);
+    // While Redis stays down, the next calls fail at once instead of waiting out the connect timeout.
+    const again = Date.now();
+    const second = await offline.requestCalTokenRefresh(u.userUlid);
+    expect(second.error?.code).toBe("queue.unavailable");
+    expect(Date.now() - again).toBeLessThan(1_000);
   });
 });
 
