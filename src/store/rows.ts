@@ -1,5 +1,4 @@
 import type { TokenMeta, TokenRecord } from "../core/ports.js";
-import type { CalTokenKind, CalTokenStatus } from "../core/types.js";
 import { Prisma } from "../generated/prisma/client.js";
 import type { TokenCipher } from "./token-cipher.js";
 
@@ -11,27 +10,8 @@ import type { TokenCipher } from "./token-cipher.js";
  * both go through toMeta / toRecord. Through @prisma/adapter-pg, raw timestamptz columns come back
  * as Date, INTEGER as number, enums as their label string (checked in the integration tests).
  */
-export interface MetaRow {
-  userUlid: string;
-  kind: CalTokenKind;
-  calUserId: number | null;
-  accessTokenExpiresAt: Date;
-  refreshTokenExpiresAt: Date | null;
-  status: CalTokenStatus;
-  version: number;
-  leaseOwner: string | null;
-  leaseUntil: Date | null;
-  rotationUncertain: boolean;
-  failureCount: number;
-  firstFailureAt: Date | null;
-  lastFailureAt: Date | null;
-  lastFailureCode: string | null;
-  lastRefreshedAt: Date | null;
-  nextRefreshAt: Date;
-  lastUsedAt: Date | null;
-  createdAt: Date;
-  updatedAt: Date;
-}
+/** A row as read: the same fields as TokenMeta (one definition, in core/ports.ts). */
+export type MetaRow = TokenMeta;
 
 export interface RecordRow extends MetaRow {
   accessTokenEnc: string;
