@@ -51,13 +51,16 @@ export function classifyResponse(
   if (status === 400 || status === 404) {
     // RFC 6749 §5.2 allows invalid_client with 400: that is about OUR credentials, and calling it
     // `rejected` would mark every user's grant dead because of one bad deploy.
-    if (endpoint === "oauth2" && (err.code === "invalid_client" || err.code === "unauthorized_client")) {
+    if (endpoint === "oauth2" && err.code !== undefined && err.code !== "invalid_grant") {
+      // Only invalid_grant is about the user's refresh token; invalid_client, unauthorized_client,
+      // invalid_request, unsupported_grant_type… are about our client or our request, and calling
+      // them `rejected` would send every OAuth2 user to "reconnect required" after one bad deploy.
       return { kind: "config_error", status, message: text };
     }
-    // Cal.com always answers 404 with a JSON error. A bare 404 (HTML, empty) comes from a wrong
+    // Cal.com always answers 400/404 with a JSON error. A bare 400/404 (HTML, empty) comes from a wrong
     // CAL_API_URL or a proxy: treating it as a dead grant would send every user to force-refresh and
     // then to "reconnect required" after one bad deploy.
-    if (status === 404 && err.code === undefined && body === undefined) {
+    if (err.code === undefined && body === undefined) {
       return { kind: "config_error", status, message: `${text} without a Cal.com error body (check CAL_API_URL)` };
     }
     return { kind: "rejected", status, code: err.code ?? `HTTP_${status}`, message: text };

@@ -97,7 +97,10 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
   function fromOutcome(outcome: RefreshOutcome): TokenRefreshResult {
     if (outcome.ok) return success(outcome.token, outcome.how === "refreshed" || outcome.how === "force_refreshed");
     const { token, error } = outcome;
-    if (token && token.status === "ACTIVE" && error.retryable && isStillValid(token.accessTokenExpiresAt, deps.clock())) {
+    // Any failure except a dead grant or an unreadable row leaves a still-valid token usable (a wrong
+    // client secret after a deploy must not take down request paths while tokens are still good).
+    const tokenUsable = error.code !== ERROR_CODES.reconnectRequired && error.code !== ERROR_CODES.decryptFailed;
+    if (token && token.status === "ACTIVE" && tokenUsable && isStillValid(token.accessTokenExpiresAt, deps.clock())) {
       return { ...success(token, false), error };
     }
     return { success: false, refreshed: false, error };

@@ -52,7 +52,8 @@ export function createPendingWrites(deps: {
           nextRefreshAt: write.nextRefreshAt,
           now: deps.clock(),
         });
-        held.delete(write.userUlid);
+        // Only drop what we wrote: a newer pair may have been added while this write was in flight.
+        if (held.get(write.userUlid) === write) held.delete(write.userUlid);
         if (res.ok) {
           persisted += 1;
           deps.logger.warn({ userUlid: write.userUlid, version: res.meta.version }, "held rotated pair persisted after database outage");

@@ -67,6 +67,8 @@ export function createRefresher(deps: RefresherDeps): Refresher {
   const { store, calcom, clock, rand, policy } = deps;
   const ownerId = `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`;
   const inFlight = new Map<string, Promise<RefreshOutcome>>();
+  /** When this process last took or extended each user's lease (single flight: one entry per user). */
+  const leaseTakenAt = new Map<string, number>();
   const pending = createPendingWrites({
     store,
     logger: log,
@@ -128,6 +130,18 @@ export function createRefresher(deps: RefresherDeps): Refresher {
 
   async function run(req: RefreshRequest): Promise<RefreshOutcome> {
     const started = clock();
+    // A pair rotated here but not yet written (database outage) is the user's live pair: write it
+    // before anything else, never refresh over it with the dead token the row still holds.
+    if (pending.get(req.userUlid)) {
+      await pending.flush();
+      const held = pending.get(req.userUlid);
+      if (held) {
+        const stale = req.knownToken ?? (await read(req.userUlid));
+        if (!isRecord(stale)) return stale;
+        return { ok: true, how: "by_other", token: { ...stale, ...held.pair, nextRefreshAt: held.nextRefreshAt } };
+      }
+      return settledByOther(req.userUlid);
+    }
     // The on-demand path just read the row; reusing it saves a round trip (the lease re-reads anyway).
     const first = req.knownToken ?? (await read(req.userUlid));
     if (!isRecord(first)) return first;
@@ -158,6 +172,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
         continue;
       }
       const token = lease.token;
+      leaseTakenAt.set(req.userUlid, now.getTime());
       // The lease re-read the row: someone may have finished a refresh while we decided or waited.
       if (token.version !== observedVersion || token.status === "RECONNECT_REQUIRED") {
         await release(req.userUlid);
@@ -177,6 +192,22 @@ export function createRefresher(deps: RefresherDeps): Refresher {
         };
       }
       return refreshHoldingLease(token, req, started);
+    }
+  }
+
+  /**
+   * Extends our lease before a step that would otherwise run past it (the force-refresh after a
+   * rejection). `false` means another owner took it: we must not call Cal.com for this user now.
+   */
+  async function extendLease(userUlid: string): Promise<boolean> {
+    const now = clock();
+    try {
+      const res = await store.acquireLease(userUlid, ownerId, new Date(now.getTime() + policy.leaseMs), now);
+      if (res.kind !== "acquired") return false;
+      leaseTakenAt.set(userUlid, now.getTime());
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -241,6 +272,8 @@ export function createRefresher(deps: RefresherDeps): Refresher {
       return { ok: true, how: "by_other", token: current };
     }
     if (token.kind === "managed" && token.calUserId !== null) {
+      // The force-refresh must also run under the lease, or a second process could rotate meanwhile.
+      if (!(await extendLease(token.userUlid))) return settledByOther(token.userUlid);
       log.warn(
         { userUlid: token.userUlid, status, rotationUncertain: token.rotationUncertain },
         token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing",
@@ -253,8 +286,9 @@ export function createRefresher(deps: RefresherDeps): Refresher {
   }
 
   async function reconnect(token: TokenRecord, req: RefreshRequest, started: Date, why: string): Promise<RefreshOutcome> {
+    let marked: boolean;
     try {
-      await store.markReconnectRequired({
+      marked = await store.markReconnectRequired({
         userUlid: token.userUlid,
         expectedVersion: token.version,
         owner: ownerId,
@@ -265,6 +299,8 @@ export function createRefresher(deps: RefresherDeps): Refresher {
       await release(token.userUlid);
       return { ok: false, token, error: storageFailure(err) };
     }
+    // The row moved on meanwhile (the user reconnected): their new pair stands; no alert, no audit.
+    if (!marked) return settledByOther(token.userUlid);
     log.warn({ userUlid: token.userUlid, kind: token.kind }, `user must reconnect Cal.com: ${why}`);
     await audit({ userUlid: token.userUlid, trigger: req.trigger, outcome: "RECONNECT_REQUIRED", errorCode: ERROR_CODES.reconnectRequired }, started);
     await alert("reconnect_required", (a) =>
@@ -283,7 +319,10 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     retryAfterMs?: number,
   ): Promise<RefreshOutcome> {
     const now = clock();
-    const delay = Math.max(retryAfterMs ?? 0, backoffDelayMs(token.failureCount, rand));
+    // The failure count moves once per window, so the delay also grows with the streak's age: a long
+    // outage is retried less and less often (the sweep re-queues at this time, overriding job backoff).
+    const streakMs = token.firstFailureAt ? now.getTime() - token.firstFailureAt.getTime() : 0;
+    const delay = Math.max(retryAfterMs ?? 0, backoffDelayMs(token.failureCount, rand), Math.min(streakMs, 5 * 60_000));
     try {
       await store.recordFailure({
         userUlid: token.userUlid,
@@ -329,6 +368,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
   ): Promise<RefreshOutcome> {
     const nextRefreshAt = computeNextRefreshAt(pair.accessTokenExpiresAt, clock(), policy.leadMs, policy.jitterMs, rand);
     const how = outcome === "REFRESHED" ? "refreshed" : "force_refreshed";
+    const leaseDeadline = (leaseTakenAt.get(token.userUlid) ?? started.getTime()) + policy.leaseMs;
     for (let attempt = 0; ; attempt++) {
       try {
         const res = await store.saveRotated({
@@ -353,7 +393,9 @@ export function createRefresher(deps: RefresherDeps): Refresher {
         }
         return { ok: true, how, token: { ...res.meta, accessToken: pair.accessToken, refreshToken: pair.refreshToken } };
       } catch (err) {
-        if (attempt + 1 < policy.persistAttempts) {
+        // Retry only while our lease still covers us; past it another process may act on the old row.
+        const leaseLeftMs = leaseDeadline - clock().getTime();
+        if (attempt + 1 < policy.persistAttempts && leaseLeftMs > 5_000) {
           log.warn({ userUlid: token.userUlid, attempt, err }, "rotated pair not written yet; retrying");
           await sleep(Math.min(policy.persistRetryBaseMs * 2 ** attempt, 5_000));
           continue;
@@ -397,7 +439,10 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     refresh(req) {
       const existing = inFlight.get(req.userUlid);
       if (existing) return existing;
-      const p = run(req).finally(() => inFlight.delete(req.userUlid));
+      const p = run(req).finally(() => {
+        inFlight.delete(req.userUlid);
+        leaseTakenAt.delete(req.userUlid);
+      });
       inFlight.set(req.userUlid, p);
       return p;
     },

@@ -13,8 +13,12 @@ export function createPrisma(databaseUrl: string, opts: { max?: number } = {}): 
     max: opts.max ?? 10,
     connectionTimeoutMillis: 5_000,
     // The adapter sends and reads timestamps as UTC wall-clock time; pin the session so a server
-    // configured with another TimeZone cannot shift stored instants.
-    options: "-c TimeZone=UTC",
+    // configured with another TimeZone cannot shift stored instants. statement_timeout bounds work on
+    // the server; query_timeout and TCP keep-alive bound a half-open connection (failover), which
+    // would otherwise hang a request path, a lease holder or the sweep until the OS gives up.
+    options: "-c TimeZone=UTC -c statement_timeout=5000",
+    query_timeout: 8_000,
+    keepAlive: true,
   });
   return new PrismaClient({ adapter });
 }

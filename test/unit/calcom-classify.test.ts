@@ -71,8 +71,16 @@ describe("classifyManaged: errors", () => {
     const r = expectKind(classifyManaged(404, {}, calError("NOT_FOUND", "Invalid Query")), "rejected");
     expect(r).toMatchObject({ status: 404, code: "NOT_FOUND" });
   });
-  it("400 with a non-JSON body is tolerated as a rejection", () => {
-    expect(classifyManaged(400, {}, "Bad Request")).toMatchObject({ kind: "rejected", status: 400, code: "HTTP_400" });
+  it("400 without Cal.com's JSON error (a proxy, a WAF) is not taken for a dead grant", () => {
+    expect(classifyManaged(400, {}, "Bad Request")).toMatchObject({ kind: "config_error", status: 400 });
+    expect(classifyManaged(400, {}, "")).toMatchObject({ kind: "config_error", status: 400 });
+  });
+  it("OAuth2: only invalid_grant rejects the user's token; other RFC errors are about our request", () => {
+    const rfc = (error: string) => JSON.stringify({ error, error_description: "x" });
+    expect(classifyOAuth2(400, {}, rfc("invalid_grant"), 0)).toMatchObject({ kind: "rejected", code: "invalid_grant" });
+    for (const code of ["invalid_request", "unsupported_grant_type", "invalid_client", "unauthorized_client"]) {
+      expect(classifyOAuth2(400, {}, rfc(code), 0)).toMatchObject({ kind: "config_error", status: 400 });
+    }
   });
   it("404 without Cal.com's JSON error is a misconfigured URL, not a dead grant", () => {
     expect(classifyManaged(404, {}, HTML)).toMatchObject({ kind: "config_error", status: 404 });

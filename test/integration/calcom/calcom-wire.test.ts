@@ -53,9 +53,10 @@ describe("wire details (a capturing server)", () => {
   const url = (): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
   it("sends both platform headers, JSON {refreshToken}, no Origin; trailing slash in baseUrl is fine", async () => {
-    reply = (res) => res.writeHead(400, { "content-type": "text/plain" }).end("nope");
+    reply = (res) =>
+      res.writeHead(400, { "content-type": "application/json" }).end('{"status":"error","error":{"code":"BadRequestException","message":"Invalid refresh token"}}');
     const c = makeClient(url()).client;
-    expect(await run(c.refreshManaged("rt-abc"))).toMatchObject({ kind: "rejected", status: 400, code: "HTTP_400" });
+    expect(await run(c.refreshManaged("rt-abc"))).toMatchObject({ kind: "rejected", status: 400, code: "BadRequestException" });
     const req = seen[0]!;
     expect(req).toMatchObject({ method: "POST", url: "/v2/oauth/fake-client/refresh" });
     expect(req.headers).toMatchObject({ "x-cal-secret-key": "fake-secret", "x-cal-client-id": "fake-client" });

@@ -24,6 +24,12 @@ beforeEach(() => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Cut the database only once the refresh request is at Cal.com (lease taken, response pending). */
+async function refreshInFlight(): Promise<void> {
+  for (let i = 0; i < 500 && (h.fake.stats().calls["managed.refresh"] ?? 0) === 0; i++) await sleep(10);
+  expect(h.fake.stats().calls["managed.refresh"]).toBe(1);
+}
+
 async function expiredUserBehindProxy() {
   const u = await h.seedManaged();
   await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1_000) } });
@@ -36,7 +42,7 @@ describe("database outage mid-refresh", () => {
     const { u, client } = await expiredUserBehindProxy();
     h.fake.faults.latencyMs = 600;
     const pending = client.ensureValidCalToken(u.userUlid);
-    await sleep(250); // lease taken, refresh request in flight
+    await refreshInFlight();
     proxy.cut();
     await sleep(900); // Cal.com has answered; our first writes fail
     proxy.restore();
@@ -57,7 +63,7 @@ describe("database outage mid-refresh", () => {
     const { u, client } = await expiredUserBehindProxy();
     h.fake.faults.latencyMs = 400;
     const pending = client.ensureValidCalToken(u.userUlid);
-    await sleep(200);
+    await refreshInFlight();
     proxy.cut();
     const res = await pending; // all write retries fail (~3 s of backoff) while the proxy is down
     expect(res).toMatchObject({ success: true, refreshed: true });
@@ -69,6 +75,10 @@ describe("database outage mid-refresh", () => {
     expect(stillOld.version).toBe(1);
 
     proxy.restore();
+    // Right after the database returns, a call must not refresh over the held pair with the dead
+    // token the row still holds: the held pair is written first and served.
+    const back = await client.ensureValidCalToken(u.userUlid);
+    expect(back).toMatchObject({ success: true, tokenInfo: { accessToken: res.tokenInfo!.accessToken } });
     for (let i = 0; i < 50 && client.refresher.pending.size() > 0; i++) await sleep(200);
     expect(client.refresher.pending.size()).toBe(0);
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
