@@ -6,6 +6,7 @@ export const ERROR_CODES = {
   invalidUserUlid: "input.invalid_user_ulid",
   invalidInput: "input.invalid",
   notFound: "token.not_found",
+  exists: "token.exists",
   decryptFailed: "token.decrypt_failed",
   reconnectRequired: "token.reconnect_required",
   expired: "token.expired",

@@ -50,6 +50,8 @@ export interface SaveTokensInput {
   pair: TokenPair;
   nextRefreshAt: Date;
   now: Date;
+  /** Insert only: leave an existing row alone (re-running an import must not roll tokens back). */
+  ifAbsent?: boolean;
 }
 
 export type LeaseResult =
@@ -79,8 +81,11 @@ export interface TokenStore {
   get(userUlid: string): Promise<TokenRecord | null>;
   /** One primary-key read without decrypting. */
   getMeta(userUlid: string): Promise<TokenMeta | null>;
-  /** Upsert after the connect flow: new pair, status ACTIVE, failures and lease cleared, version + 1. */
-  save(input: SaveTokensInput): Promise<TokenMeta>;
+  /**
+   * Upsert after the connect flow: new pair, status ACTIVE, failures and lease cleared, version + 1.
+   * With `ifAbsent`, an existing row is left alone and the result is null.
+   */
+  save(input: SaveTokensInput): Promise<TokenMeta | null>;
   /**
    * Atomically take the refresh lease if it is free or lapsed (one UPDATE … RETURNING), which also
    * re-reads the row. `until` must outlive the HTTP timeout of the refresh call.

@@ -4,7 +4,7 @@
  * unchanged. `closeCalTokenClient()` releases it (call it on shutdown).
  */
 import { createCalTokenClient, type CalTokenClient } from "./client.js";
-import type { HandleApiResponseOptions, RequestRefreshOptions } from "./token-service.js";
+import type { HandleApiResponseOptions, RequestRefreshOptions, SaveOptions } from "./token-service.js";
 import type { CalTokenStatusReport, SaveCalTokensInput, TokenRefreshResult } from "./types.js";
 
 let defaultClient: CalTokenClient | null = null;
@@ -27,8 +27,8 @@ export function handleCalApiResponse(
   return client().handleCalApiResponse(response, retryFn, userUlid, options);
 }
 
-export function saveCalTokens(input: SaveCalTokensInput): Promise<void> {
-  return client().saveCalTokens(input);
+export function saveCalTokens(input: SaveCalTokensInput, opts?: SaveOptions): Promise<void> {
+  return client().saveCalTokens(input, opts);
 }
 
 export function getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null> {

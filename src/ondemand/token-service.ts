@@ -34,6 +34,11 @@ export interface OnDemandDeps {
   producer?: RefreshProducer;
 }
 
+export interface SaveOptions {
+  /** Insert only: if the user already has tokens, leave them and throw AppError `token.exists`. */
+  ifAbsent?: boolean;
+}
+
 export interface RequestRefreshOptions {
   /** Wait for the worker to finish (default false: just queue it). */
   wait?: boolean;
@@ -54,7 +59,7 @@ export interface OnDemandService {
     userUlid: string,
     options?: HandleApiResponseOptions,
   ): Promise<Response>;
-  saveCalTokens(input: SaveCalTokensInput): Promise<void>;
+  saveCalTokens(input: SaveCalTokensInput, opts?: SaveOptions): Promise<void>;
   getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null>;
   requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;
 }
@@ -157,11 +162,12 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     return retryFn(result.tokenInfo.accessToken);
   }
 
-  async function saveCalTokens(input: SaveCalTokensInput): Promise<void> {
+  async function saveCalTokens(input: SaveCalTokensInput, opts: SaveOptions = {}): Promise<void> {
     const parsed = parseSaveInput(input);
     const now = deps.clock();
     const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
-    const meta = await deps.store.save({ ...parsed, nextRefreshAt, now });
+    const meta = await deps.store.save({ ...parsed, nextRefreshAt, now, ...(opts.ifAbsent ? { ifAbsent: true } : {}) });
+    if (!meta) throw new AppError(ERROR_CODES.exists, "tokens already stored for this user (left unchanged)");
     remember(parsed.userUlid, parsed.pair.accessToken);
     log.info({ userUlid: parsed.userUlid, kind: parsed.kind, nextRefreshAt }, "tokens saved");
     // The pair is stored; scheduling and alerts are best effort (the sweep is the safety net).

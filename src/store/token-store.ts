@@ -61,7 +61,9 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
           failure_count = 0, first_failure_at = NULL, last_failure_at = NULL, last_failure_code = NULL,
           last_refreshed_at = EXCLUDED.last_refreshed_at, next_refresh_at = EXCLUDED.next_refresh_at,
           updated_at = EXCLUDED.updated_at
+        WHERE ${input.ifAbsent !== true}::boolean
         RETURNING ${META_COLUMNS}`;
+      if (input.ifAbsent && rows.length === 0) return null;
       return toMeta(single(rows, "save"));
     },
 

@@ -8,16 +8,18 @@ import type { Command } from "commander";
 import { errLine, line, withClient, withContext, describeError, type CliDeps } from "../context.js";
 import { parseImportLine } from "../import-record.js";
 import { EXIT, type CliIo } from "../io.js";
+import { ERROR_CODES, isAppError } from "../../core/errors.js";
 
 export function registerImport(program: Command, deps: CliDeps, done: (code: number) => void): void {
   program
     .command("import")
     .argument("[file]", 'JSON lines of token records; "-" or nothing reads stdin', "-")
     .description("store token records (one JSON object per line: userUlid, accessToken, refreshToken, accessTokenExpiresAt, …)")
-    .action(async (file: string) => done(await runImport(deps, file)));
+    .option("--overwrite", "replace tokens already stored for a user (default: keep them; re-running a file must not roll rotated tokens back)")
+    .action(async (file: string, opts: { overwrite?: boolean }) => done(await runImport(deps, file, opts.overwrite === true)));
 }
 
-async function runImport(deps: CliDeps, file: string): Promise<number> {
+async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promise<number> {
   const { io } = deps;
   let handle: FileHandle | null = null;
   if (file !== "-") {
@@ -33,7 +35,7 @@ async function runImport(deps: CliDeps, file: string): Promise<number> {
   try {
     return await withContext(deps, (ctx) =>
       withClient(ctx, async (client) => {
-        const tally = { imported: 0, invalid: 0, failed: 0 };
+        const tally = { imported: 0, kept: 0, invalid: 0, failed: 0 };
         let lineNo = 0;
         for await (const raw of lines(io, handle)) {
           lineNo += 1;
@@ -46,16 +48,21 @@ async function runImport(deps: CliDeps, file: string): Promise<number> {
             continue;
           }
           try {
-            await client.saveCalTokens(parsed.input);
+            await client.saveCalTokens(parsed.input, { ifAbsent: !overwrite });
             tally.imported += 1;
             line(io, `line ${lineNo}: imported ${parsed.userUlid}`);
           } catch (err) {
+            if (isAppError(err) && err.code === ERROR_CODES.exists) {
+              tally.kept += 1;
+              line(io, `line ${lineNo}: already stored, kept ${parsed.userUlid} (use --overwrite to replace)`);
+              continue;
+            }
             tally.failed += 1;
             errLine(io, `line ${lineNo}: not stored (${parsed.userUlid}): ${describeError(err)}`);
           }
         }
-        line(io, `imported ${tally.imported}, invalid ${tally.invalid}, not stored ${tally.failed}`);
-        if (lineNo === 0 || tally.imported + tally.invalid + tally.failed === 0) errLine(io, "cal-tokens: no token records in the input");
+        line(io, `imported ${tally.imported}, already stored ${tally.kept}, invalid ${tally.invalid}, not stored ${tally.failed}`);
+        if (lineNo === 0 || tally.imported + tally.kept + tally.invalid + tally.failed === 0) errLine(io, "cal-tokens: no token records in the input");
         return tally.invalid + tally.failed > 0 ? EXIT.failed : EXIT.ok;
       }),
     );

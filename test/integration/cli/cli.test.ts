@@ -62,7 +62,23 @@ describe("import", () => {
     expect(res.err).toMatch(/line 3: invalid: userUlid: must be a 26-character ULID/);
     expect(res.err).not.toMatch(/line [12]/);
     expect(res.out).toContain(`line 1: imported ${a.userUlid}`);
-    expect(res.out).toContain("imported 2, invalid 1");
+    expect(res.out).toContain("imported 2, already stored 0, invalid 1");
+  });
+
+  it("re-running an import keeps tokens the worker has rotated since; --overwrite replaces them", async () => {
+    const a = record();
+    const file = path.join(dir, "again.jsonl");
+    writeFileSync(file, `${a.line}\n`);
+    expect((await cli(["import", file])).code).toBe(0);
+    await h.client.ensureValidCalToken(a.userUlid, true); // rotated: the file now holds a dead pair
+    const rotated = await h.client.getCalTokenStatus(a.userUlid);
+    const again = await cli(["import", file]);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain(`already stored, kept ${a.userUlid}`);
+    expect((await h.client.getCalTokenStatus(a.userUlid))?.version).toBe(rotated?.version);
+    const forced = await cli(["import", "--overwrite", file]);
+    expect(forced.code).toBe(0);
+    expect((await h.client.getCalTokenStatus(a.userUlid))?.version).toBe(rotated!.version + 1);
   });
 
   it("reads stdin with -", async () => {

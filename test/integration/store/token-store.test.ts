@@ -61,8 +61,8 @@ describe("TokenStore: save and read", () => {
       lastRefreshedAt: T0, nextRefreshAt: input.nextRefreshAt, lastUsedAt: null, createdAt: T0, updatedAt: T0,
     });
     // RETURNING rows through the pg adapter: real Dates and numbers, not strings.
-    expect(meta.nextRefreshAt).toBeInstanceOf(Date);
-    expect(typeof meta.version).toBe("number");
+    expect(meta!.nextRefreshAt).toBeInstanceOf(Date);
+    expect(typeof meta!.version).toBe("number");
 
     const record = await store.get(id);
     expect(record).toEqual({ ...meta, accessToken: input.pair.accessToken, refreshToken: input.pair.refreshToken });
@@ -104,13 +104,16 @@ describe("TokenStore: save and read", () => {
     const record = (await store.get(id))!;
     expect(record.accessToken).toBe(second.pair.accessToken);
     expect(record.refreshToken).toBe(second.pair.refreshToken);
-    expect((await store.save(saveInput(id))).version).toBe(3);
+    expect((await store.save(saveInput(id)))!.version).toBe(3);
+    // Insert-only leaves the stored pair alone.
+    expect(await store.save({ ...saveInput(id), ifAbsent: true })).toBeNull();
+    expect((await store.get(id))!.version).toBe(3);
   });
 
   it("normalises a lower-case ULID to the stored upper-case one", async () => {
     const id = ulid();
     const input = saveInput(id.toLowerCase());
-    expect((await store.save(input)).userUlid).toBe(id);
+    expect((await store.save(input))!.userUlid).toBe(id);
     expect((await store.get(id.toLowerCase()))?.accessToken).toBe(input.pair.accessToken);
   });
 });
