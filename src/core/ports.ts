@@ -153,3 +153,26 @@ export interface AlertSink {
   /** Called after a successful refresh or save that followed failures; emits `token.recovered` if an alert was raised. */
   recovered(input: { userUlid: string; kind: CalTokenKind; now: Date }): Promise<void>;
 }
+
+/**
+ * A rotated pair that could not be written to the database, kept where every process can see it
+ * (invariant 2: "keep the pair, encrypted, in a short-lived recovery record and flush it later").
+ * `raw` identifies the exact stored record, so a flush deletes only what it wrote.
+ */
+export interface RecoveryRecord {
+  userUlid: string;
+  expectedVersion: number;
+  pair: TokenPair;
+  nextRefreshAt: Date;
+  trigger: string;
+  heldSince: Date;
+  raw?: string;
+}
+
+export interface RecoveryStore {
+  put(record: RecoveryRecord): Promise<RecoveryRecord>;
+  get(userUlid: string): Promise<RecoveryRecord | null>;
+  list(limit: number): Promise<RecoveryRecord[]>;
+  /** Deletes the record only if it is still exactly `record` (a newer one stays). */
+  remove(record: RecoveryRecord): Promise<void>;
+}

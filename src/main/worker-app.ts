@@ -9,7 +9,8 @@ import type { Config } from "../config/config.js";
 import { backoffDelayMs } from "../core/policy.js";
 import type { Clock, Rand } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
-import { workerConnection } from "../queue/connection.js";
+import { recoveryRedis, workerConnection } from "../queue/connection.js";
+import { createRedisRecoveryStore } from "../queue/recovery-store.js";
 import { JOB_NAMES, QUEUES, SWEEP_SCHEDULER_ID, type RefreshJobData } from "../queue/names.js";
 import { createRefreshQueue } from "../queue/refresh-queue.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY } from "../refresh/refresher.js";
@@ -53,7 +54,8 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const clock = opts.clock ?? (() => new Date());
   const rand = opts.rand ?? Math.random;
   const prisma = createPrisma(config.databaseUrl, { max: Math.max(4, config.workerConcurrency + 2) });
-  const store = createTokenStore({ prisma, cipher: createTokenCipher(config.encryptionKeys) });
+  const cipher = createTokenCipher(config.encryptionKeys);
+  const store = createTokenStore({ prisma, cipher });
   const calcom = createCalcomClient({
     baseUrl: config.calcom.apiUrl,
     clientId: config.calcom.clientId,
@@ -69,7 +71,10 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const eventsQueue = new Queue<DeliverEventJobData>(QUEUES.events, { connection, prefix });
   const relay = createEventRelay({ eventStore, queue: eventsQueue, logger: opts.logger, clock });
   const alerts = createAlertSink({ eventStore, relay, logger: opts.logger });
+  const recoveryClient = recoveryRedis(config.redisUrl);
+  const recovery = createRedisRecoveryStore({ redis: recoveryClient, prefix, cipher });
   const refresher = createRefresher({
+    recovery,
     store,
     calcom,
     logger: opts.logger,
@@ -101,7 +106,13 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock, retentionMs: config.auditRetentionMs });
   const sweepWorker = new Worker(
     QUEUES.sweep,
-    async (job: Job) => sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true),
+    async (job: Job) => {
+      // Pairs another process could not write (and may have died holding) are flushed first.
+      if (job.data?.dryRun !== true) {
+        await refresher.pending.recover().catch((err: unknown) => log.warn({ err }, "recovery records not flushed"));
+      }
+      return sweep({ horizonMs: config.sweepIntervalMs * 2, budgetMs: Math.max(1_000, config.sweepIntervalMs / 2) }, job.data?.dryRun === true);
+    },
     // A short lock: if a worker dies mid-sweep, global concurrency 1 would block the next sweeps
     // until the stalled one is detected, so detect it within about one tick.
     { connection, prefix, concurrency: 1, lockDuration: Math.max(10_000, config.sweepIntervalMs), stalledInterval: Math.max(10_000, config.sweepIntervalMs) },
@@ -167,6 +178,7 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
         await eventsWorker.close();
         await Promise.allSettled([refreshQueue.close(), sweepQueue.close(), eventsQueue.close()]);
         calcom.close();
+        recoveryClient.disconnect();
         await prisma.$disconnect();
         log.info("worker stopped");
       })();

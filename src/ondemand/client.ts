@@ -10,7 +10,9 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
 import { createAlertSink } from "../events/alert-sink.js";
+import { recoveryRedis } from "../queue/connection.js";
 import { createRefreshProducer } from "../queue/producer.js";
+import { createRedisRecoveryStore } from "../queue/recovery-store.js";
 import { createEventStore } from "../store/event-store.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { createTokenCipher } from "../store/token-cipher.js";
@@ -48,8 +50,11 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   const rand = options.rand ?? Math.random;
   const ownsPrisma = !options.prisma && !options.store;
   const prisma = options.prisma ?? (ownsPrisma ? createPrisma(config.databaseUrl, { max: options.databasePoolSize ?? 10 }) : undefined);
-  const store =
-    options.store ?? createTokenStore({ prisma: prisma as PrismaClient, cipher: createTokenCipher(config.encryptionKeys) });
+  const cipher = createTokenCipher(config.encryptionKeys);
+  const store = options.store ?? createTokenStore({ prisma: prisma as PrismaClient, cipher });
+  // Shared recovery records (Redis), so a pair this process could not write survives its crash.
+  const recoveryClient = recoveryRedis(config.redisUrl);
+  const recovery = createRedisRecoveryStore({ redis: recoveryClient, prefix: config.queuePrefix, cipher });
   const ownCalcom = options.calcom
     ? null
     : createCalcomClient({
@@ -64,6 +69,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   // Alerts raised on request paths go to the outbox; the worker's relay delivers them.
   const alerts = prisma ? createAlertSink({ eventStore: createEventStore({ prisma }), relay: null, logger }) : undefined;
   const refresher = createRefresher({
+    recovery,
     ...(alerts ? { alerts } : {}),
     store,
     calcom,
@@ -104,6 +110,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
       closing ??= (async () => {
         await refresher.close();
         await producer.close();
+        recoveryClient.disconnect();
         ownCalcom?.close();
         if (ownsPrisma && prisma) await prisma.$disconnect();
       })();

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from "bullmq";
+import { Redis } from "ioredis";
 
 /**
  * Redis connection options for BullMQ (passed as options, so BullMQ creates and owns its connections).
@@ -28,4 +29,20 @@ function reconnectDelay(times: number): number {
 
 function tls(redisUrl: string): { tls?: { rejectUnauthorized: boolean } } {
   return redisUrl.startsWith("rediss://") ? { tls: { rejectUnauthorized: false } } : {};
+}
+
+/**
+ * A plain client for the recovery records: connects on first use, bounded per command (one retry),
+ * reconnects forever. Callers add their own short timeouts; a failure only means "not shared".
+ */
+export function recoveryRedis(redisUrl: string): Redis {
+  const redis = new Redis(redisUrl, {
+    ...tls(redisUrl),
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: reconnectDelay,
+  });
+  redis.on("error", () => undefined); // surfaced through the failing command
+  return redis;
 }

@@ -1,5 +1,5 @@
-import type { TokenMeta, TokenStore } from "../core/ports.js";
-import type { Clock, TokenPair } from "../core/types.js";
+import type { RecoveryRecord, RecoveryStore, TokenMeta, TokenStore } from "../core/ports.js";
+import type { Clock } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
 
 /**
@@ -8,18 +8,18 @@ import type { Logger } from "../log/logger.js";
  * compare-and-swap as a normal save once the database answers again. If another writer moved the row
  * on meanwhile (a force-refresh elsewhere), the held pair is stale and is dropped.
  */
-export interface PendingWrite {
-  userUlid: string;
-  expectedVersion: number;
+export interface PendingWrite extends RecoveryRecord {
+  /** Lease owner to release on success ("recovered" for a record taken over from another process). */
   owner: string;
-  pair: TokenPair;
-  nextRefreshAt: Date;
-  trigger: string;
-  heldSince: Date;
 }
 
 export interface PendingWrites {
-  add(write: PendingWrite): void;
+  /** Holds the pair here and, when a recovery store is configured, in it (so other processes can flush it). */
+  add(write: PendingWrite): Promise<void>;
+  /** Takes over a record another process left in the recovery store. */
+  adopt(record: RecoveryRecord): void;
+  /** Loads up to `limit` records from the recovery store and flushes them. */
+  recover(limit?: number): Promise<number>;
   /** The newest pair held for this user, so request paths can use it while the database is down. */
   get(userUlid: string): PendingWrite | undefined;
   size(): number;
@@ -35,7 +35,12 @@ export function createPendingWrites(deps: {
   logger: Logger;
   clock: Clock;
   onPersisted?: (write: PendingWrite, meta: TokenMeta) => Promise<void> | void;
+  recovery?: RecoveryStore;
 }): PendingWrites {
+  const recovery = deps.recovery;
+  const forget = async (write: PendingWrite) => {
+    await recovery?.remove(write).catch((err: unknown) => deps.logger.warn({ userUlid: write.userUlid, err }, "recovery record not removed; it expires on its own"));
+  };
   const held = new Map<string, PendingWrite>();
   let timer: NodeJS.Timeout | null = null;
   let flushing: Promise<number> | null = null;
@@ -54,6 +59,7 @@ export function createPendingWrites(deps: {
         });
         // Only drop what we wrote: a newer pair may have been added while this write was in flight.
         if (held.get(write.userUlid) === write) held.delete(write.userUlid);
+        await forget(write);
         if (res.ok) {
           persisted += 1;
           deps.logger.warn({ userUlid: write.userUlid, version: res.meta.version }, "held rotated pair persisted after database outage");
@@ -70,8 +76,27 @@ export function createPendingWrites(deps: {
   }
 
   return {
-    add(write) {
+    async add(write) {
       held.set(write.userUlid, write);
+      if (!recovery) return;
+      try {
+        // Bounded: Redis may be down too; the pair is still held here.
+        const stored = await Promise.race([
+          recovery.put(write),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error("recovery store timeout")), 2_000).unref()),
+        ]);
+        if (held.get(write.userUlid) === write) held.set(write.userUlid, { ...write, raw: stored.raw ?? "" });
+      } catch (err) {
+        deps.logger.error({ userUlid: write.userUlid, err }, "recovery record not written; the pair is held in this process only");
+      }
+    },
+    adopt(record) {
+      if (!held.has(record.userUlid)) held.set(record.userUlid, { ...record, owner: "recovered" });
+    },
+    async recover(limit = 100) {
+      if (!recovery) return 0;
+      for (const record of await recovery.list(limit)) this.adopt(record);
+      return held.size > 0 ? this.flush() : 0;
     },
     get: (userUlid) => held.get(userUlid),
     size: () => held.size,

@@ -11,7 +11,7 @@ import { hostname } from "node:os";
 import type { CalRefreshResult } from "../core/calcom-result.js";
 import { ERROR_CODES, TokenDecryptError, isAppError } from "../core/errors.js";
 import { backoffDelayMs, computeNextRefreshAt } from "../core/policy.js";
-import type { AlertSink, AuditOutcome, CalcomTokenApi, TokenRecord, TokenStore } from "../core/ports.js";
+import type { AlertSink, AuditOutcome, CalcomTokenApi, RecoveryStore, TokenRecord, TokenStore } from "../core/ports.js";
 import type { Clock, Rand, TokenPair } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { createPendingWrites, type PendingWrites } from "./pending-writes.js";
@@ -48,6 +48,8 @@ export interface RefresherDeps {
   onOutcome?: (event: OutcomeEvent) => void;
   /** Status flips → webhook events (src/events). Optional: the on-demand client works without it. */
   alerts?: AlertSink;
+  /** Shared recovery records for pairs the database could not take (see src/queue/recovery-store.ts). */
+  recovery?: RecoveryStore;
 }
 
 export interface Refresher {
@@ -73,6 +75,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     store,
     logger: log,
     clock,
+    ...(deps.recovery ? { recovery: deps.recovery } : {}),
     onPersisted: async (w, meta) => {
       await audit({ userUlid: w.userUlid, trigger: w.trigger, outcome: "RECOVERED", version: meta.version }, w.heldSince);
       await alert("recovered", (a) => a.recovered({ userUlid: w.userUlid, kind: meta.kind, now: clock() }));
@@ -130,8 +133,16 @@ export function createRefresher(deps: RefresherDeps): Refresher {
 
   async function run(req: RefreshRequest): Promise<RefreshOutcome> {
     const started = clock();
-    // A pair rotated here but not yet written (database outage) is the user's live pair: write it
-    // before anything else, never refresh over it with the dead token the row still holds.
+    // A pair rotated but not yet written (database outage; here or in a process that died) is the
+    // user's live pair: write it before anything else, never refresh over it with the dead token the
+    // row still holds. One Redis GET per refresh, never on the fresh-token path.
+    if (!pending.get(req.userUlid) && deps.recovery) {
+      const record = await Promise.race([
+        deps.recovery.get(req.userUlid),
+        new Promise<null>((resolve) => setTimeout(() => resolve(null), 1_000).unref()),
+      ]).catch(() => null);
+      if (record) pending.adopt(record);
+    }
     if (pending.get(req.userUlid)) {
       await pending.flush();
       const held = pending.get(req.userUlid);
@@ -400,7 +411,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
           await sleep(Math.min(policy.persistRetryBaseMs * 2 ** attempt, 5_000));
           continue;
         }
-        pending.add({
+        await pending.add({
           userUlid: token.userUlid,
           expectedVersion: token.version,
           owner: ownerId,

@@ -2,11 +2,13 @@
  * Postgres becomes unreachable between Cal.com's refresh response and our write. The rotated pair
  * must not be lost: it is retried, then held in memory and flushed when the database is back.
  */
+import { Redis } from "ioredis";
 import { startHarness, testDatabaseUrl, type Harness } from "../../support/harness.js";
 import { startTcpProxy, viaProxy, type TcpProxy } from "../../support/tcp-proxy.js";
 
 let h: Harness;
 let proxy: TcpProxy;
+const redis = new Redis(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379");
 beforeAll(async () => {
   h = await startHarness();
   const db = new URL(testDatabaseUrl());
@@ -15,6 +17,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await h.close();
   await proxy.close();
+  redis.disconnect();
 });
 beforeEach(() => {
   proxy.restore();
@@ -85,6 +88,31 @@ describe("database outage mid-refresh", () => {
     expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
     const after = await h.client.ensureValidCalToken(u.userUlid);
     expect(after.tokenInfo?.accessToken).toBe(res.tokenInfo?.accessToken);
+    const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid } });
+    expect(audits.map((a) => a.outcome)).toContain("RECOVERED");
+    expect(h.fake.stats()).toMatchObject({ refreshes: 1, forceRefreshes: 0, deadRefreshTokenUses: 0 });
+  });
+
+  it("a process that cannot write its pair leaves an encrypted recovery record that another process flushes", async () => {
+    const { u, client: stranded } = await expiredUserBehindProxy();
+    h.fake.faults.latencyMs = 400;
+    const pending = stranded.ensureValidCalToken(u.userUlid);
+    await refreshInFlight();
+    proxy.cut(); // this process never reaches the database again: as good as dead
+    const res = await pending;
+    expect(res).toMatchObject({ success: true, refreshed: true });
+    const key = `${process.env.TEST_QUEUE_PREFIX}:recovery:${u.userUlid}`;
+    const raw = await redis.get(key);
+    expect(raw).not.toBeNull();
+    expect(raw).not.toMatch(/fake_(at|rt)_/); // encrypted at rest in Redis too
+
+    // Another process, with a working database, needs the user: it finds the record and writes it
+    // instead of refreshing with the dead token the row still holds.
+    const other = await h.client.ensureValidCalToken(u.userUlid);
+    expect(other).toMatchObject({ success: true, tokenInfo: { accessToken: res.tokenInfo!.accessToken } });
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
+    expect(await redis.get(key)).toBeNull();
     const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid } });
     expect(audits.map((a) => a.outcome)).toContain("RECOVERED");
     expect(h.fake.stats()).toMatchObject({ refreshes: 1, forceRefreshes: 0, deadRefreshTokenUses: 0 });
