@@ -27,6 +27,8 @@ export function workerEnv(h: Harness, prefix: string, overrides: Record<string, 
     WORKER_CONCURRENCY: "10",
     CAL_HTTP_TIMEOUT_MS: "2000",
     REFRESH_LEASE_SECONDS: "10",
+    // Test tokens live seconds, not an hour: the 450/min default budget is below their refresh demand.
+    CAL_REFRESH_RATE_PER_MINUTE: "3000",
     ...overrides,
   });
 }

@@ -11,7 +11,7 @@ import { eventually, sleep, startWorker, uniquePrefix, workerEnv } from "../../s
 let h: Harness;
 let worker: WorkerApp;
 const prefix = uniquePrefix();
-const SWEEP_S = 1;
+const SWEEP_S = 2;
 
 beforeAll(async () => {
   h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix } });
@@ -61,12 +61,13 @@ it("runs once per tick, not once per worker", async () => {
   const second = await startWorker(workerEnv(h, prefix, { SWEEP_INTERVAL_SECONDS: String(SWEEP_S) }));
   try {
     const before = (await worker.sweepQueue.getJobs(["completed"])).length;
-    await sleep(5_000);
+    await sleep(7_000);
     const completed = await worker.sweepQueue.getJobs(["completed"], 0, 200);
-    const recent = completed.filter((j) => (j.finishedOn ?? 0) > Date.now() - 5_000);
-    // 5 ticks of 1 s with two workers: one sweep per tick (a little slack for tick alignment).
-    expect(recent.length).toBeGreaterThanOrEqual(3);
-    expect(recent.length).toBeLessThanOrEqual(6);
+    const recent = completed.filter((j) => (j.finishedOn ?? 0) > Date.now() - 7_000);
+    // 7 s of 2 s ticks with two workers: 3–4 sweeps at one per tick (slack for a loaded machine);
+    // one per worker per tick would show as 6 or more.
+    expect(recent.length).toBeGreaterThanOrEqual(2);
+    expect(recent.length).toBeLessThanOrEqual(5);
     expect(completed.length).toBeGreaterThan(before);
     const slots = new Set(recent.map((j) => j.id));
     expect(slots.size).toBe(recent.length);
