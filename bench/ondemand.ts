@@ -4,7 +4,7 @@
  * interleaved with the measured calls.
  */
 import { performance } from "node:perf_hooks";
-import { createCalcomClient } from "../src/calcom/client.js";
+import { createCalcomClientFromConfig } from "../src/main/refresh-stack.js";
 import { loadConfig } from "../src/config/config.js";
 import type { CalTokenClient } from "../src/ondemand/client.js";
 import type { PrismaClient } from "../src/store/prisma.js";
@@ -264,14 +264,7 @@ async function inlineRefresh(ctx: BenchContext): Promise<Row[]> {
   const tracer = new Tracer();
   const cipher = tracer.wrap(createTokenCipher(config.encryptionKeys), "cipher");
   const store = tracer.wrap(createTokenStore({ prisma: ctx.createPrisma(POOL_SIZE), cipher }), "store");
-  const calcomClient = createCalcomClient({
-    baseUrl: config.calcom.apiUrl,
-    clientId: config.calcom.clientId,
-    clientSecret: config.calcom.clientSecret,
-    timeoutMs: config.calcom.timeoutMs,
-    oauth2: config.calcom.oauth2,
-    logger: ctx.logger,
-  });
+  const calcomClient = createCalcomClientFromConfig(config, ctx.logger);
   ctx.defer(() => calcomClient.close());
   const traced = ctx.createClient({ config, store, calcom: tracer.wrap(calcomClient, "calcom") });
 

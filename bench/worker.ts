@@ -17,7 +17,8 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { ulid } from "ulid";
 import { createSweep } from "../jobs/sweep.js";
-import { createCalcomClient, type CalcomClient } from "../src/calcom/client.js";
+import type { CalcomClient } from "../src/calcom/client.js";
+import { createCalcomClientFromConfig } from "../src/main/refresh-stack.js";
 import { loadConfig, type Config } from "../src/config/config.js";
 import { computeNextRefreshAt } from "../src/core/policy.js";
 import type { TokenStore } from "../src/core/ports.js";
@@ -482,14 +483,7 @@ async function workerThroughput(ctx: BenchContext): Promise<Row[]> {
     noopWorker.on("error", () => undefined);
     noopQueue.on("error", () => undefined);
     await noopWorker.waitUntilReady();
-    const calcom = createCalcomClient({
-      baseUrl: config.calcom.apiUrl,
-      clientId: config.calcom.clientId,
-      clientSecret: config.calcom.clientSecret,
-      timeoutMs: config.calcom.timeoutMs,
-      oauth2: config.calcom.oauth2,
-      logger: ctx.logger,
-    });
+    const calcom = createCalcomClientFromConfig(config, ctx.logger);
     const real: Drain[] = [];
     const noop: Drain[] = [];
     const http: Drain[] = [];

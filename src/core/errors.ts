@@ -9,15 +9,12 @@ export const ERROR_CODES = {
   exists: "token.exists",
   decryptFailed: "token.decrypt_failed",
   reconnectRequired: "token.reconnect_required",
-  expired: "token.expired",
-  rejected: "calcom.refresh_rejected",
   rateLimited: "calcom.rate_limited",
   transient: "calcom.transient",
   timeout: "calcom.timeout",
   malformed: "calcom.malformed_response",
   calcomConfig: "calcom.config_error",
   storeUnavailable: "store.unavailable",
-  persistPending: "store.persist_pending",
   leaseTimeout: "refresh.lease_timeout",
   waitTimeout: "refresh.wait_timeout",
   refreshFailed: "refresh.failed",
@@ -57,10 +54,4 @@ export class ConfigError extends AppError {
 
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
-}
-
-/** Normalises anything thrown into an Error without copying foreign properties (which may hold secrets). */
-export function toSafeError(err: unknown): { code: ErrorCode; message: string; retryable: boolean } {
-  if (isAppError(err)) return { code: err.code, message: err.message, retryable: err.retryable };
-  return { code: ERROR_CODES.internal, message: "unexpected internal error", retryable: true };
 }

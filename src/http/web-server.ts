@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from "fastify";
 import type { Logger } from "../log/logger.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { registerBullBoard, type BoardCredentials, type BoardQueues } from "./bull-board.js";
+import { withTimeout } from "../core/timeout.js";
 
 export type CheckStatus = "ok" | "fail";
 
@@ -66,7 +67,7 @@ export function createWebServer(deps: WebServerDeps): FastifyInstance {
   app.get("/readyz", async (_request, reply) => {
     let result: Readiness;
     try {
-      result = await withTimeout(deps.readiness(), READINESS_TIMEOUT_MS);
+      result = await withTimeout(deps.readiness(), READINESS_TIMEOUT_MS, () => new Error(`readiness check timed out after ${READINESS_TIMEOUT_MS} ms`));
     } catch (err) {
       log.warn({ err }, "readiness check failed");
       result = { ok: false, checks: { readiness: "fail" } };
@@ -94,12 +95,4 @@ function normaliseBasePath(path: string): string {
   const trimmed = path.replace(/\/+$/, "");
   if (trimmed === "") throw new Error("basePath must not be the root: the board needs its own prefix");
   return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`readiness check timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

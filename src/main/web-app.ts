@@ -12,6 +12,7 @@ import { workerConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { createPrisma } from "../store/prisma.js";
 import { readTokenStats } from "../store/token-stats.js";
+import { withTimeout } from "../core/timeout.js";
 
 export interface WebApp {
   server: FastifyInstance;
@@ -40,7 +41,7 @@ export async function startWebApp(
     const [db, redis] = await Promise.allSettled([
       prisma.$queryRaw`SELECT 1`,
       // A bounded Redis round trip through the same client the board uses.
-      Promise.race([queues.refresh.getJobCounts("active"), new Promise((_, r) => setTimeout(() => r(new Error("timeout")), 2_000).unref())]),
+      withTimeout(queues.refresh.getJobCounts("active"), 2_000, () => new Error("redis readiness timeout")),
     ]);
     const checks = { postgres: db.status === "fulfilled" ? "ok" : "fail", redis: redis.status === "fulfilled" ? "ok" : "fail" } as const;
     return { ok: checks.postgres === "ok" && checks.redis === "ok", checks };

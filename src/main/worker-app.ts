@@ -4,27 +4,23 @@
  * order and never aborts a refresh whose request was sent (worker.close() waits for active jobs).
  */
 import { Queue, Worker, type Job } from "bullmq";
-import { createCalcomClient } from "../calcom/client.js";
+import { createDeliverEventProcessor } from "../../jobs/deliver-event.js";
+import { createRefreshProcessor } from "../../jobs/refresh-token.js";
+import { createSweep } from "../../jobs/sweep.js";
 import type { Config } from "../config/config.js";
 import { backoffDelayMs } from "../core/policy.js";
 import type { Clock, Rand } from "../core/types.js";
-import { componentLogger, type Logger } from "../log/logger.js";
-import { recoveryRedis, workerConnection } from "../queue/connection.js";
-import { createRedisRecoveryStore } from "../queue/recovery-store.js";
-import { JOB_NAMES, QUEUES, SWEEP_SCHEDULER_ID, type RefreshJobData } from "../queue/names.js";
-import { createRefreshQueue } from "../queue/refresh-queue.js";
-import { createRefresher, DEFAULT_REFRESH_POLICY } from "../refresh/refresher.js";
-import type { OutcomeEvent } from "../refresh/types.js";
-import { createPrisma } from "../store/prisma.js";
-import { createTokenCipher } from "../store/token-cipher.js";
-import { createTokenStore } from "../store/token-store.js";
-import { createRefreshProcessor } from "../../jobs/refresh-token.js";
-import { createSweep } from "../../jobs/sweep.js";
-import { createDeliverEventProcessor } from "../../jobs/deliver-event.js";
 import { createAlertSink } from "../events/alert-sink.js";
 import { createEventRelay } from "../events/relay.js";
 import type { DeliverEventJobData } from "../events/types.js";
+import { componentLogger, type Logger } from "../log/logger.js";
+import { workerConnection } from "../queue/connection.js";
+import { JOB_NAMES, QUEUES, SWEEP_SCHEDULER_ID, type RefreshJobData } from "../queue/names.js";
+import { createRefreshQueue } from "../queue/refresh-queue.js";
+import type { OutcomeEvent } from "../refresh/types.js";
 import { createEventStore } from "../store/event-store.js";
+import { createPrisma } from "../store/prisma.js";
+import { createRefreshStack } from "./refresh-stack.js";
 import { startWatchdog } from "./watchdog.js";
 
 export interface WorkerAppOptions {
@@ -54,16 +50,6 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const clock = opts.clock ?? (() => new Date());
   const rand = opts.rand ?? Math.random;
   const prisma = createPrisma(config.databaseUrl, { max: Math.max(4, config.workerConcurrency + 2) });
-  const cipher = createTokenCipher(config.encryptionKeys);
-  const store = createTokenStore({ prisma, cipher });
-  const calcom = createCalcomClient({
-    baseUrl: config.calcom.apiUrl,
-    clientId: config.calcom.clientId,
-    clientSecret: config.calcom.clientSecret,
-    oauth2: config.calcom.oauth2,
-    timeoutMs: config.calcom.timeoutMs,
-    logger: opts.logger,
-  });
   const connection = workerConnection(config.redisUrl);
   const prefix = config.queuePrefix;
   // Events: status flips are written with their outbox row; the relay moves them to the queue.
@@ -71,19 +57,16 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const eventsQueue = new Queue<DeliverEventJobData>(QUEUES.events, { connection, prefix });
   const relay = createEventRelay({ eventStore, queue: eventsQueue, logger: opts.logger, clock });
   const alerts = createAlertSink({ eventStore, relay, logger: opts.logger });
-  const recoveryClient = recoveryRedis(config.redisUrl);
-  const recovery = createRedisRecoveryStore({ redis: recoveryClient, prefix, cipher });
-  const refresher = createRefresher({
-    recovery,
-    store,
-    calcom,
+  const stack = createRefreshStack({
+    config,
     logger: opts.logger,
     clock,
     rand,
+    prisma,
     alerts,
-    policy: { ...DEFAULT_REFRESH_POLICY, leaseMs: config.refresh.leaseMs, leadMs: config.refresh.leadMs, jitterMs: config.refresh.jitterMs },
     ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
   });
+  const { refresher, store } = stack;
 
   const refreshQueue = createRefreshQueue({ connection, prefix });
   const sweepQueue = new Queue(QUEUES.sweep, { connection, prefix });
@@ -173,12 +156,10 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
         clearInterval(schedulerCheck);
         // Stop taking jobs and let in-flight refreshes finish and persist.
         await Promise.allSettled([refreshWorker.close(), sweepWorker.close()]);
-        await refresher.close();
+        await stack.close(); // flushes held pairs while the database client is still open
         await relay.close();
         await eventsWorker.close();
         await Promise.allSettled([refreshQueue.close(), sweepQueue.close(), eventsQueue.close()]);
-        calcom.close();
-        recoveryClient.disconnect();
         await prisma.$disconnect();
         log.info("worker stopped");
       })();

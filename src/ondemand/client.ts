@@ -2,21 +2,17 @@
  * `createCalTokenClient`: the composition root of the on-demand module. Builds every dependency
  * explicitly from one parsed Config (or takes injected ones, for tests) and owns what it built.
  */
-import { createCalcomClient } from "../calcom/client.js";
 import { loadConfig, type Config } from "../config/config.js";
 import type { CalcomTokenApi, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
-import { createLogger, type Logger } from "../log/logger.js";
-import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
-import type { OutcomeEvent } from "../refresh/types.js";
 import { createAlertSink } from "../events/alert-sink.js";
-import { recoveryRedis } from "../queue/connection.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { createRefreshStack } from "../main/refresh-stack.js";
 import { createRefreshProducer } from "../queue/producer.js";
-import { createRedisRecoveryStore } from "../queue/recovery-store.js";
+import type { DEFAULT_REFRESH_POLICY, Refresher } from "../refresh/refresher.js";
+import type { OutcomeEvent } from "../refresh/types.js";
 import { createEventStore } from "../store/event-store.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
-import { createTokenCipher } from "../store/token-cipher.js";
-import { createTokenStore } from "../store/token-store.js";
 import { createOnDemandService, type OnDemandService } from "./token-service.js";
 
 export interface CalTokenClientOptions {
@@ -50,41 +46,21 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   const rand = options.rand ?? Math.random;
   const ownsPrisma = !options.prisma && !options.store;
   const prisma = options.prisma ?? (ownsPrisma ? createPrisma(config.databaseUrl, { max: options.databasePoolSize ?? 10 }) : undefined);
-  const cipher = createTokenCipher(config.encryptionKeys);
-  const store = options.store ?? createTokenStore({ prisma: prisma as PrismaClient, cipher });
-  // Shared recovery records (Redis), so a pair this process could not write survives its crash.
-  const recoveryClient = recoveryRedis(config.redisUrl);
-  const recovery = createRedisRecoveryStore({ redis: recoveryClient, prefix: config.queuePrefix, cipher });
-  const ownCalcom = options.calcom
-    ? null
-    : createCalcomClient({
-      baseUrl: config.calcom.apiUrl,
-      clientId: config.calcom.clientId,
-      clientSecret: config.calcom.clientSecret,
-      timeoutMs: config.calcom.timeoutMs,
-      oauth2: config.calcom.oauth2,
-      logger,
-    });
-  const calcom: CalcomTokenApi = options.calcom ?? (ownCalcom as CalcomTokenApi);
   // Alerts raised on request paths go to the outbox; the worker's relay delivers them.
   const alerts = prisma ? createAlertSink({ eventStore: createEventStore({ prisma }), relay: null, logger }) : undefined;
-  const refresher = createRefresher({
-    recovery,
-    ...(alerts ? { alerts } : {}),
-    store,
-    calcom,
+  const stack = createRefreshStack({
+    config,
     logger,
     clock,
     rand,
-    policy: {
-      ...DEFAULT_REFRESH_POLICY,
-      ...options.refreshPolicy,
-      leaseMs: config.refresh.leaseMs,
-      leadMs: config.refresh.leadMs,
-      jitterMs: config.refresh.jitterMs,
-    },
+    ...(prisma ? { prisma } : {}),
+    ...(options.store ? { store: options.store } : {}),
+    ...(options.calcom ? { calcom: options.calcom } : {}),
+    ...(alerts ? { alerts } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
+    ...(options.refreshPolicy ? { policy: options.refreshPolicy } : {}),
   });
+  const { refresher, store } = stack;
   // Lazy: no Redis connection is opened until the first save or queued refresh.
   const producer = createRefreshProducer({ redisUrl: config.redisUrl, prefix: config.queuePrefix, clock });
   const service = createOnDemandService({
@@ -108,10 +84,8 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     config,
     close() {
       closing ??= (async () => {
-        await refresher.close();
+        await stack.close();
         await producer.close();
-        recoveryClient.disconnect();
-        ownCalcom?.close();
         if (ownsPrisma && prisma) await prisma.$disconnect();
       })();
       return closing;

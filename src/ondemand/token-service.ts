@@ -64,8 +64,15 @@ export interface OnDemandService {
   requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;
 }
 
-/** Remembers the last access token handed out per user, so a 498 can be matched to it (bounded). */
-const LAST_ISSUED_MAX = 10_000;
+/** Per-user memory in this process (last token handed out, last touch) is capped at this many users. */
+const PER_USER_MEMORY_MAX = 10_000;
+
+/** Map.set that keeps insertion order as recency and drops the oldest entry past the cap. */
+function setBounded<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > PER_USER_MEMORY_MAX) map.delete(map.keys().next().value as string);
+}
 const TOUCH_EVERY_MS = 60_000;
 
 export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
@@ -73,9 +80,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
   const lastIssued = new Map<string, string>();
 
   function remember(userUlid: string, accessToken: string): void {
-    lastIssued.delete(userUlid);
-    lastIssued.set(userUlid, accessToken);
-    if (lastIssued.size > LAST_ISSUED_MAX) lastIssued.delete(lastIssued.keys().next().value as string);
+    setBounded(lastIssued, userUlid, accessToken);
   }
 
   /**
@@ -87,9 +92,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
   function touch(userUlid: string, now: Date): void {
     const last = lastTouched.get(userUlid);
     if (last !== undefined && now.getTime() - last < TOUCH_EVERY_MS) return;
-    lastTouched.delete(userUlid);
-    lastTouched.set(userUlid, now.getTime());
-    if (lastTouched.size > LAST_ISSUED_MAX) lastTouched.delete(lastTouched.keys().next().value as string);
+    setBounded(lastTouched, userUlid, now.getTime());
     deps.store.touchLastUsed(userUlid, now).catch((err: unknown) => log.debug({ userUlid, err }, "last-used not recorded"));
   }
 

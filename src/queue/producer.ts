@@ -8,6 +8,7 @@ import type { Clock } from "../core/types.js";
 import { producerConnection, workerConnection } from "./connection.js";
 import { QUEUES, type RefreshJobData } from "./names.js";
 import { createRefreshQueue, requestRefreshNow, scheduleRefresh } from "./refresh-queue.js";
+import { withTimeout } from "../core/timeout.js";
 
 export interface RefreshProducer {
   schedule(userUlid: string, at: Date, lastUsedAt: Date | null): Promise<void>;
@@ -24,12 +25,6 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
   let queue: Promise<Queue<RefreshJobData>> | null = null;
   let events: Promise<QueueEvents> | null = null;
 
-  const withTimeout = <T>(p: Promise<T>, what: string): Promise<T> =>
-    Promise.race([
-      p,
-      new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: Redis not ready`)), READY_TIMEOUT_MS).unref()),
-    ]);
-
   // After Redis failed to answer, fail fast for a few seconds instead of making every request path
   // (e.g. each saveCalTokens) wait out the connect timeout again.
   let unavailableUntil = 0;
@@ -40,7 +35,7 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       const q = createRefreshQueue({ connection: producerConnection(opts.redisUrl), prefix: opts.prefix });
       q.on("error", () => undefined); // surfaced through the failing command instead
       try {
-        await withTimeout(q.waitUntilReady(), "queue");
+        await withTimeout(q.waitUntilReady(), READY_TIMEOUT_MS, () => new Error("queue: Redis not ready"));
       } catch (err) {
         await q.close().catch(() => undefined); // stop its reconnect loop
         throw err;
@@ -60,7 +55,7 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       const e = new QueueEvents(QUEUES.refresh, { connection: workerConnection(opts.redisUrl), prefix: opts.prefix });
       e.on("error", () => undefined);
       try {
-        await withTimeout(e.waitUntilReady(), "queue events");
+        await withTimeout(e.waitUntilReady(), READY_TIMEOUT_MS, () => new Error("queue events: Redis not ready"));
       } catch (err) {
         await e.close().catch(() => undefined);
         throw err;

@@ -1,6 +1,7 @@
 import type { RecoveryRecord, RecoveryStore, TokenMeta, TokenStore } from "../core/ports.js";
 import type { Clock } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
+import { withTimeout } from "../core/timeout.js";
 
 /**
  * Rotated pairs that could not be written because the database was unreachable (invariant 2: nothing
@@ -81,10 +82,7 @@ export function createPendingWrites(deps: {
       if (!recovery) return;
       try {
         // Bounded: Redis may be down too; the pair is still held here.
-        const stored = await Promise.race([
-          recovery.put(write),
-          new Promise<never>((_, reject) => setTimeout(() => reject(new Error("recovery store timeout")), 2_000).unref()),
-        ]);
+        const stored = await withTimeout(recovery.put(write), 2_000, () => new Error("recovery store timeout"));
         if (held.get(write.userUlid) === write) held.set(write.userUlid, { ...write, raw: stored.raw ?? "" });
       } catch (err) {
         deps.logger.error({ userUlid: write.userUlid, err }, "recovery record not written; the pair is held in this process only");

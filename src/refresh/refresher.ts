@@ -16,6 +16,7 @@ import type { Clock, Rand, TokenPair } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { createPendingWrites, type PendingWrites } from "./pending-writes.js";
 import type { OutcomeEvent, RefreshFailure, RefreshOutcome, RefreshRequest } from "./types.js";
+import { withTimeout } from "../core/timeout.js";
 
 export interface RefreshPolicy {
   /** How long a lease lasts; must outlive refresh + force-refresh HTTP timeouts. */
@@ -137,10 +138,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     // user's live pair: write it before anything else, never refresh over it with the dead token the
     // row still holds. One Redis GET per refresh, never on the fresh-token path.
     if (!pending.get(req.userUlid) && deps.recovery) {
-      const record = await Promise.race([
-        deps.recovery.get(req.userUlid),
-        new Promise<null>((resolve) => setTimeout(() => resolve(null), 1_000).unref()),
-      ]).catch(() => null);
+      const record = await withTimeout(deps.recovery.get(req.userUlid), 1_000, () => new Error("recovery store timeout")).catch(() => null);
       if (record) pending.adopt(record);
     }
     if (pending.get(req.userUlid)) {

@@ -11,6 +11,7 @@ import type { RefreshJobData } from "../../queue/names.js";
 import { createRefreshQueue } from "../../queue/refresh-queue.js";
 import { errLine, line, withContext, withPrisma, type CliContext, type CliDeps } from "../context.js";
 import { EXIT } from "../io.js";
+import { withTimeout } from "../../core/timeout.js";
 
 /** A manual run may take longer than a scheduled tick (which leaves the rest to the next one). */
 const BUDGET_MS = 5 * 60_000;
@@ -47,20 +48,14 @@ async function runSweep(ctx: CliContext, dryRun: boolean): Promise<number> {
 async function openQueue(ctx: CliContext): Promise<Queue<RefreshJobData>> {
   const queue = createRefreshQueue({ connection: producerConnection(ctx.config.redisUrl), prefix: ctx.config.queuePrefix });
   queue.on("error", () => undefined); // reported through the timeout below
-  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      queue.waitUntilReady(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new AppError(ERROR_CODES.queueUnavailable, "Redis is not reachable", { retryable: true })), REDIS_READY_TIMEOUT_MS);
-      }),
-    ]);
+    await withTimeout(queue.waitUntilReady(), REDIS_READY_TIMEOUT_MS, () =>
+      new AppError(ERROR_CODES.queueUnavailable, "Redis is not reachable", { retryable: true }),
+    );
     return queue;
   } catch (err) {
     await queue.close().catch(() => undefined);
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
