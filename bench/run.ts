@@ -21,10 +21,7 @@ interface Args {
 }
 
 function usage(): string {
-  return [
-    "usage: npm run bench -- [--only <name>[,<name>…]] [--json]",
-    `sections: ${sections.map((s) => s.name).join(", ")}`,
-  ].join("\n");
+  return ["usage: npm run bench -- [--only <name>[,<name>…]] [--json]", `sections: ${sections.map((s) => s.name).join(", ")}`].join("\n");
 }
 
 function parseArgs(argv: string[]): Args {
@@ -35,7 +32,13 @@ function parseArgs(argv: string[]): Args {
     else if (a === "--only" || a.startsWith("--only=")) {
       const value = a === "--only" ? argv[++i] : a.slice("--only=".length);
       if (!value) throw new Error("--only needs a section name");
-      args.only = [...(args.only ?? []), ...value.split(",").map((s) => s.trim()).filter(Boolean)];
+      args.only = [
+        ...(args.only ?? []),
+        ...value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ];
     } else if (a === "--help" || a === "-h") {
       process.stdout.write(`${usage()}\n`);
       process.exit(0);

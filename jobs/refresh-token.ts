@@ -39,29 +39,29 @@ export function createRefreshProcessor(deps: {
 
   return async function processRefresh(job: Job<RefreshJobData>): Promise<RefreshJobResult> {
     const { userUlid } = job.data;
-    let meta: TokenRecord | null;
+    let token: TokenRecord | null;
     try {
-      meta = await deps.store.get(userUlid);
+      token = await deps.store.get(userUlid);
     } catch (err) {
       // A row no key can decrypt will not get better by retrying; anything else (database down) will.
       if (err instanceof TokenDecryptError) throw new UnrecoverableError(ERROR_CODES.decryptFailed);
       throw err;
     }
-    if (!meta) return { result: "missing" };
-    if (meta.status === "RECONNECT_REQUIRED") return { result: "reconnect_required" };
+    if (!token) return { result: "missing" };
+    if (token.status === "RECONNECT_REQUIRED") return { result: "reconnect_required" };
     const onDemand = job.priority === PRIORITY.onDemand;
     const now = deps.clock();
-    if (!onDemand && meta.nextRefreshAt.getTime() > now.getTime() + DUE_SLACK_MS) {
+    if (!onDemand && token.nextRefreshAt.getTime() > now.getTime() + DUE_SLACK_MS) {
       // Refreshed elsewhere meanwhile (on demand, another dyno): just wake up again when it is due.
-      await scheduleNext(job, meta);
+      await scheduleNext(job, token);
       return { result: "not_due" };
     }
     const outcome = await deps.refresher.refresh({
       userUlid,
       trigger: onDemand ? "manual" : "worker",
       force: onDemand,
-      observedVersion: meta.version,
-      knownToken: meta,
+      observedVersion: token.version,
+      knownToken: token,
     });
     if (outcome.ok) {
       log.info({ userUlid, jobId: job.id, how: outcome.how }, "refresh job done");

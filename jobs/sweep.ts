@@ -4,11 +4,12 @@
  * job at the row's nextRefreshAt. Adds are deduplicated per user, so a user who has a job keeps it.
  * Cost grows with the number of due rows, not the table; a time budget bounds one run.
  */
-import type { Queue } from "bullmq";
+import type { Job, Queue } from "bullmq";
 import type { Clock } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
 import type { RefreshJobData } from "../src/queue/names.js";
 import { scheduleRefresh } from "../src/queue/refresh-queue.js";
+import type { HeldPairs } from "../src/refresh/held-pairs.js";
 import { findDuePage, type DueCursor } from "../src/store/due-query.js";
 import type { PrismaClient } from "../src/store/prisma.js";
 import { pruneOldRows } from "../src/store/retention.js";
@@ -30,6 +31,8 @@ export interface SweepOptions {
   budgetMs?: number;
 }
 
+export type Sweep = (opts: SweepOptions, dryRun?: boolean) => Promise<SweepResult>;
+
 export function createSweep(deps: {
   prisma: PrismaClient;
   queue: Queue<RefreshJobData>;
@@ -37,7 +40,7 @@ export function createSweep(deps: {
   clock: Clock;
   /** Keep audit rows and delivered events this long; pruned at the end of each sweep. */
   retentionMs?: number;
-}) {
+}): Sweep {
   const log = componentLogger(deps.logger, "refreshRequests");
 
   return async function sweep(opts: SweepOptions, dryRun = false): Promise<SweepResult> {
@@ -69,7 +72,13 @@ export function createSweep(deps: {
                 return undefined;
               })
             : undefined;
-        const result = { visited, pages, complete: true, durationMs: deps.clock().getTime() - started.getTime(), ...(pruned ? { pruned } : {}) };
+        const result = {
+          visited,
+          pages,
+          complete: true,
+          durationMs: deps.clock().getTime() - started.getTime(),
+          ...(pruned ? { pruned } : {}),
+        };
         log.info(result, dryRun ? "sweep (dry run) done" : "sweep done");
         return result;
       }
@@ -80,5 +89,28 @@ export function createSweep(deps: {
         return result;
       }
     }
+  };
+}
+
+/**
+ * Processor for the scheduled sweep job (QUEUES.sweep, one run per tick across all processes). Held
+ * pairs another process could not write (and may have died holding) are flushed first; then the
+ * sweep looks two intervals ahead, within half an interval (at least 1 s). `{ dryRun: true }` in the
+ * job data only counts.
+ */
+export function createSweepProcessor(deps: {
+  sweep: Sweep;
+  heldPairs: Pick<HeldPairs, "flushShared">;
+  /** The scheduler's tick (SWEEP_INTERVAL_SECONDS). */
+  intervalMs: number;
+  logger: Logger;
+}): (job: Job) => Promise<SweepResult> {
+  const log = componentLogger(deps.logger, "refreshRequests");
+  return async (job) => {
+    const dryRun = job.data?.dryRun === true;
+    if (!dryRun) {
+      await deps.heldPairs.flushShared().catch((err: unknown) => log.warn({ err }, "shared held pairs not flushed"));
+    }
+    return deps.sweep({ horizonMs: deps.intervalMs * 2, budgetMs: Math.max(1_000, deps.intervalMs / 2) }, dryRun);
   };
 }

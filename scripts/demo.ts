@@ -13,9 +13,9 @@
 import { randomBytes } from "node:crypto";
 import { loadConfig } from "../src/config/config.js";
 import { createLogger } from "../src/log/logger.js";
-import { startWebApp } from "../src/main/web-app.js";
-import { startWorkerApp } from "../src/main/worker-app.js";
-import { createCalTokenClient } from "../src/ondemand/client.js";
+import { startWebApp } from "../src/wiring/web-app.js";
+import { startWorkerApp } from "../src/wiring/worker-app.js";
+import { createCalTokenClient } from "../src/wiring/cal-token-client.js";
 import { createPrisma } from "../src/store/prisma.js";
 import { startFakeCalcom } from "../test/fakes/calcom/index.js";
 import { deleteRedisKeys } from "../test/support/redis-keys.js";
@@ -54,7 +54,10 @@ async function main(): Promise<void> {
   };
   const config = loadConfig(env);
   // Logs go to stderr at warn level so the progress line stays readable; nothing here prints tokens.
-  const logger = createLogger({ level: "warn", destination: process.stderr as unknown as NodeJS.WritableStream & { write: (s: string) => boolean } });
+  const logger = createLogger({
+    level: "warn",
+    destination: process.stderr as unknown as NodeJS.WritableStream & { write: (s: string) => boolean },
+  });
   const client = createCalTokenClient({ config, logger });
   const prisma = createPrisma(databaseUrl, { max: 2 });
 
@@ -68,7 +71,7 @@ async function main(): Promise<void> {
   }
 
   const worker = await startWorkerApp(config, { logger });
-  let web;
+  let web: Awaited<ReturnType<typeof startWebApp>>;
   try {
     web = await startWebApp(config, { logger, host: "127.0.0.1", port: PORT, allowUnauthenticatedBoard: true });
   } catch {
@@ -84,12 +87,15 @@ async function main(): Promise<void> {
   const me = (t: string) => fetch(`${fake.url}/v2/me`, { headers: { authorization: `Bearer ${t}` } });
   const requestLoop = (async () => {
     while (!stopping) {
-      const batch = Array.from({ length: 5 }, () => users[Math.floor(Math.random() * users.length)]!);
+      const batch = Array.from({ length: 5 }, () => users[Math.floor(Math.random() * users.length)] as string);
       await Promise.all(
         batch.map(async (userUlid) => {
           const tok = await client.ensureValidCalToken(userUlid);
           counters.requests += 1;
-          if (!tok.success || !tok.tokenInfo) return void (counters.errors += 1);
+          if (!tok.success || !tok.tokenInfo) {
+            counters.errors += 1;
+            return;
+          }
           if (tok.refreshed) counters.waitedOnRefresh += 1;
           const first = await me(tok.tokenInfo.accessToken);
           if (first.status === 498) counters.got498 += 1;
@@ -142,10 +148,13 @@ async function main(): Promise<void> {
     `Cal.com saw ${stats.refreshes} refreshes, ${stats.forceRefreshes} force-refreshes, ` +
       `${stats.deadRefreshTokenUses} uses of a dead refresh token, ${stats.status498} × 498, ${stats.status429} × 429.`,
   );
-  say(counters.got498 === 0 && counters.waitedOnRefresh === 0 ? "No request met an expired token or waited on a refresh." : "Some requests met an expired token or waited on a refresh (see above).");
+  say(
+    counters.got498 === 0 && counters.waitedOnRefresh === 0
+      ? "No request met an expired token or waited on a refresh."
+      : "Some requests met an expired token or waited on a refresh (see above).",
+  );
   process.exit(0);
 }
-
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);

@@ -10,8 +10,7 @@ import path from "node:path";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const enginesDir = path.join(root, "node_modules", "@prisma", "engines");
-const hasEngine =
-  existsSync(enginesDir) && readdirSync(enginesDir).some((f) => f.startsWith("schema-engine"));
+const hasEngine = existsSync(enginesDir) && readdirSync(enginesDir).some((f) => f.startsWith("schema-engine"));
 const env = { ...process.env };
 if (!hasEngine && !env.PRISMA_SCHEMA_ENGINE_BINARY) env.PRISMA_SCHEMA_ENGINE_BINARY = process.execPath;
 const cli = path.join(root, "node_modules", "prisma", "build", "index.js");

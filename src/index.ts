@@ -1,4 +1,4 @@
-/** Public entry point of `cal-token-worker` (architecture §5: these names are a contract). */
+/** Public entry point of `cal-token-worker` (docs/architecture.md#public-surface: these names are a contract). */
 export {
   ensureValidCalToken,
   handleCalApiResponse,
@@ -6,10 +6,10 @@ export {
   getCalTokenStatus,
   requestCalTokenRefresh,
   closeCalTokenClient,
-} from "./ondemand/default-client.js";
-export { createCalTokenClient } from "./ondemand/client.js";
-export type { CalTokenClient, CalTokenClientOptions } from "./ondemand/client.js";
-export type { HandleApiResponseOptions, RequestRefreshOptions } from "./ondemand/token-service.js";
+} from "./wiring/default-client.js";
+export { createCalTokenClient } from "./wiring/cal-token-client.js";
+export type { CalTokenClient, CalTokenClientOptions } from "./wiring/cal-token-client.js";
+export type { HandleApiResponseOptions, RequestRefreshOptions } from "./ondemand/on-demand-service.js";
 export type {
   CalTokenInfo,
   CalTokenKind,

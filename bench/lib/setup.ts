@@ -6,7 +6,7 @@
 import { cpus } from "node:os";
 import pg from "pg";
 import { createLogger, type Logger } from "../../src/log/logger.js";
-import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/ondemand/client.js";
+import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/wiring/cal-token-client.js";
 import { createPrisma, type PrismaClient } from "../../src/store/prisma.js";
 import { startFakeCalcom, type FakeCalcom } from "../../test/fakes/calcom/index.js";
 import { createTestDatabase, dropTestDatabase } from "../../test/support/test-db.js";
@@ -21,7 +21,6 @@ export const BENCH_ENCRYPTION_KEYS = `bench1:${Buffer.alloc(32, 7).toString("bas
 
 /** Redis for BullMQ (the worker sections); every key the run creates lives under the run's prefix. */
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
-
 
 export interface BenchRun {
   dbName: string;
@@ -126,7 +125,11 @@ export async function startBenchRun(progress: (text: string) => void): Promise<B
               const n = Math.min(batch, count - start);
               const made = await Promise.all(
                 Array.from({ length: n }, async () => {
-                  const u = await seedManagedUser(client, theFake, opts.accessTokenTtlMs === undefined ? {} : { ttlMs: opts.accessTokenTtlMs });
+                  const u = await seedManagedUser(
+                    client,
+                    theFake,
+                    opts.accessTokenTtlMs === undefined ? {} : { ttlMs: opts.accessTokenTtlMs },
+                  );
                   return u.userUlid;
                 }),
               );

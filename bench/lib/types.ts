@@ -7,7 +7,7 @@
  * machine is shared and noisy, so only relative figures are comparable between runs.
  */
 import type { Logger } from "../../src/log/logger.js";
-import type { CalTokenClient, CalTokenClientOptions } from "../../src/ondemand/client.js";
+import type { CalTokenClient, CalTokenClientOptions } from "../../src/wiring/cal-token-client.js";
 import type { PrismaClient } from "../../src/store/prisma.js";
 import type { FakeCalcom } from "../../test/fakes/calcom/index.js";
 

@@ -99,7 +99,7 @@ function gatewayMayHaveCommitted(status: number): boolean {
 }
 
 /**
- * X-RateLimit-Reset-Default is RELATIVE seconds (§3), not a Unix timestamp; a value that looks like
+ * X-RateLimit-Reset-Default is RELATIVE seconds (docs/calcom-api.md#rate-limits), not a Unix timestamp; a value that looks like
  * epoch seconds is converted defensively. Named limits (X-RateLimit-Reset-Short, …) block only when all
  * are exhausted, so without a Default header the longest one wins.
  */
@@ -145,7 +145,7 @@ function errorFields(body: unknown): { code?: string; message?: string } {
     const { code, message } = error as Record<string, unknown>;
     return { ...(typeof code === "string" ? { code } : {}), ...(typeof message === "string" ? { message } : {}) };
   }
-  // Legacy web endpoints answer `{"message":"Unauthorized"}` (§4).
+  // Legacy web endpoints answer `{"message":"Unauthorized"}` (docs/calcom-api.md#error-shapes).
   return typeof topMessage === "string" ? { message: topMessage } : {};
 }
 

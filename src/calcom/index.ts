@@ -1,4 +1,4 @@
-export { createCalcomClient, type CalcomClient, type CalcomClientDeps } from "./client.js";
+export { createCalcomTokenApi, type HttpCalcomTokenApi, type CalcomTokenApiDeps } from "./token-api.js";
 export {
   classifyManaged,
   classifyOAuth2,

@@ -1,7 +1,8 @@
 /**
- * Strict shapes of Cal.com's 2xx token bodies (design/calcom-api.md §1.3, §1.4, §4). A body that does not
- * match is `malformed`, never a half-filled pair: storing a pair with a bogus expiry would make the
- * worker refresh at the wrong time, and storing an empty token would lose the grant.
+ * Strict shapes of Cal.com's 2xx token bodies (docs/calcom-api.md#response-bodies-and-expiry-formats).
+ * A body that does not match is `malformed`, never a half-filled pair: storing a pair with a bogus
+ * expiry would make the worker refresh at the wrong time, and storing an empty token would lose the
+ * grant.
  */
 import { z } from "zod";
 import type { TokenPair } from "../core/types.js";
@@ -16,7 +17,7 @@ const managedData = z.object({
   accessToken: z.string().min(1),
   refreshToken: z.string().min(1),
   accessTokenExpiresAt: epochMs,
-  // Older builds omit it (§1.1); null is treated the same way.
+  // Older builds omit it (docs/calcom-api.md#response-bodies-and-expiry-formats); null is treated the same way.
   refreshTokenExpiresAt: epochMs.nullish(),
 });
 
@@ -38,7 +39,7 @@ export function parseManagedPair(body: unknown): { ok: true; pair: TokenPair } |
   };
 }
 
-/** Cal.com's documented OAuth2 access-token life (§4), used only when `expires_in` is absent. */
+/** Cal.com's documented OAuth2 access-token life (docs/calcom-api.md#oauth2-token-endpoint), used only when `expires_in` is absent. */
 export const OAUTH2_DEFAULT_EXPIRES_IN_S = 1800;
 
 const oauth2Tokens = z.object({
@@ -47,22 +48,24 @@ const oauth2Tokens = z.object({
   refresh_token: z.string().min(1).optional(),
   // RFC 6749 makes expires_in RECOMMENDED, not required. A missing one gets the documented default
   // rather than `malformed`: oauth2 has no force-refresh, so discarding a good pair forces a reconnect.
-  expires_in: z.number().positive().max(10 * 365 * 24 * 3600).optional(),
+  expires_in: z
+    .number()
+    .positive()
+    .max(10 * 365 * 24 * 3600)
+    .optional(),
   token_type: z.string().optional(),
 });
 
-/** Raw RFC body (latest) or the older `{status:"success", data:{…}}` wrapper (§4). */
+/** Raw RFC body (latest) or the older `{status:"success", data:{…}}` wrapper (docs/calcom-api.md#oauth2-token-endpoint). */
 const oauth2Body = z.union([z.object({ status: z.literal("success"), data: oauth2Tokens }), oauth2Tokens]);
 
-export function parseOAuth2Pair(
-  body: unknown,
-  nowMs: number,
-): { ok: true; pair: TokenPair } | { ok: false; reason: string } {
+export function parseOAuth2Pair(body: unknown, nowMs: number): { ok: true; pair: TokenPair } | { ok: false; reason: string } {
   const parsed = oauth2Body.safeParse(body);
   if (!parsed.success) return { ok: false, reason: describeIssues(parsed.error) };
   const t = "data" in parsed.data ? parsed.data.data : parsed.data;
-  // Cal.com rotates on every refresh (§4): the old refresh token is already deleted server-side, so
-  // "no refresh_token" must not silently mean "keep the old one" (RFC 6749 §6 would allow that).
+  // Cal.com rotates on every refresh (docs/calcom-api.md#strict-rotation-no-grace-window): the old
+  // refresh token is already deleted server-side, so "no refresh_token" must not silently mean "keep
+  // the old one" (RFC 6749 §6 would allow that).
   if (t.refresh_token === undefined) return { ok: false, reason: "response has no refresh_token" };
   const expiresInS = t.expires_in ?? OAUTH2_DEFAULT_EXPIRES_IN_S;
   return {

@@ -7,7 +7,7 @@ import { loadConfig, type Config } from "../config/config.js";
 import { ConfigError, isAppError } from "../core/errors.js";
 import type { Clock } from "../core/types.js";
 import { createLogger, type Logger } from "../log/logger.js";
-import { createCalTokenClient, type CalTokenClient } from "../ondemand/client.js";
+import { createCalTokenClient, type CalTokenClient } from "../wiring/cal-token-client.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { EXIT, type CliIo } from "./io.js";
 

@@ -44,7 +44,7 @@ export function parseImportLine(text: string): ImportLine {
     if (!isAppError(err)) throw err;
     const detail = err.message.replace(/^saveCalTokens: invalid input: /, "");
     // A date we already rejected shows up again as "must be a valid Date"; keep our clearer message.
-    const rest = detail.split("; ").filter((p) => !problems.some((q) => p.startsWith(q.split(":")[0]! + ":")));
+    const rest = detail.split("; ").filter((p) => !problems.some((q) => p.startsWith(`${q.split(":")[0] ?? q}:`)));
     return { ok: false, problem: [...problems, ...rest].join("; ") };
   }
 }

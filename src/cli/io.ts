@@ -18,7 +18,7 @@ export interface CliIo {
   exit(code: number): void;
 }
 
-/** Exit codes (architecture §5). */
+/** Exit codes (docs/architecture.md#public-surface). */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 

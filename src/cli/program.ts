@@ -1,7 +1,7 @@
 /**
- * `cal-tokens`: the operator's CLI (architecture §5). buildProgram() wires the commands to injected
- * io so tests run it in-process; runCli() parses argv, maps commander's usage errors to exit 2 and
- * calls io.exit exactly once, after the command closed its connections.
+ * `cal-tokens`: the operator's CLI (docs/architecture.md#public-surface). buildProgram() wires the
+ * commands to injected io so tests run it in-process; runCli() parses argv, maps commander's usage
+ * errors to exit 2 and calls io.exit exactly once, after the command closed its connections.
  */
 import { Command, CommanderError } from "commander";
 import type { CliDeps } from "./context.js";
@@ -19,7 +19,9 @@ export type { CliDeps } from "./context.js";
 export function buildProgram(deps: CliDeps): Command {
   const { io } = deps;
   const program = new Command("cal-tokens")
-    .description("Operate the Cal.com token store: import, inspect, refresh, sweep, rotate the encryption key.\nConfiguration comes from the environment (see .env.example).")
+    .description(
+      "Operate the Cal.com token store: import, inspect, refresh, sweep, rotate the encryption key.\nConfiguration comes from the environment (see .env.example).",
+    )
     .addHelpText("after", "\nExit codes: 0 ok, 1 operation failed, 2 usage or configuration error.")
     // Settings set here are inherited by the subcommands created below.
     .exitOverride()
@@ -41,7 +43,15 @@ export function buildProgram(deps: CliDeps): Command {
 /** Runs one command line (without "node" and the script); returns the exit code it passed to io.exit. */
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
   let code: number = EXIT.ok;
-  const program = buildProgram({ ...deps, io: { ...deps.io, exit: (c) => void (code = c) } });
+  const program = buildProgram({
+    ...deps,
+    io: {
+      ...deps.io,
+      exit: (c) => {
+        code = c;
+      },
+    },
+  });
   try {
     await program.parseAsync([...argv], { from: "user" });
   } catch (err) {

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import { crossFieldProblems, envSchema } from "./schema.js";
 
@@ -68,14 +68,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
     auditRetentionMs: e.AUDIT_RETENTION_DAYS * 24 * 3600_000,
     workerConcurrency: e.WORKER_CONCURRENCY,
-    events:
-      e.EVENTS_WEBHOOK_URL && e.EVENTS_WEBHOOK_SECRET
-        ? { webhookUrl: e.EVENTS_WEBHOOK_URL, secret: e.EVENTS_WEBHOOK_SECRET }
-        : null,
-    bullBoard:
-      e.BULL_BOARD_USERNAME && e.BULL_BOARD_PASSWORD
-        ? { username: e.BULL_BOARD_USERNAME, password: e.BULL_BOARD_PASSWORD }
-        : null,
+    events: e.EVENTS_WEBHOOK_URL && e.EVENTS_WEBHOOK_SECRET ? { webhookUrl: e.EVENTS_WEBHOOK_URL, secret: e.EVENTS_WEBHOOK_SECRET } : null,
+    bullBoard: e.BULL_BOARD_USERNAME && e.BULL_BOARD_PASSWORD ? { username: e.BULL_BOARD_USERNAME, password: e.BULL_BOARD_PASSWORD } : null,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     queuePrefix: e.QUEUE_PREFIX,
@@ -91,6 +85,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 /** For tools that need only the database (migrations): the same validation, without the rest. */
 export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
   const parsed = envSchema.shape.DATABASE_URL.safeParse(env.DATABASE_URL);
-  if (!parsed.success) throw new ConfigError([`DATABASE_URL: ${env.DATABASE_URL ? "must be a postgres:// or postgresql:// URL" : "required"}`]);
+  if (!parsed.success)
+    throw new ConfigError([`DATABASE_URL: ${env.DATABASE_URL ? "must be a postgres:// or postgresql:// URL" : "required"}`]);
   return parsed.data;
 }

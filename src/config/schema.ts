@@ -1,11 +1,14 @@
 import { z } from "zod";
 
 /** Positive integer from an env string; `z.coerce` would turn "" into 0, so empty counts as missing. */
-const int = (min: number) =>
-  z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(min));
+const int = (min: number) => z.preprocess((v) => (v === "" ? undefined : v), z.coerce.number().int().min(min));
 
 const url = (protocols: RegExp) =>
-  z.string().trim().min(1).pipe(z.url({ protocol: protocols }));
+  z
+    .string()
+    .trim()
+    .min(1)
+    .pipe(z.url({ protocol: protocols }));
 
 /**
  * `TOKEN_ENCRYPTION_KEYS`: comma-separated `keyId:base64key` entries, each key exactly 32 bytes.
@@ -39,34 +42,33 @@ const encryptionKeys = z
     return keys;
   });
 
-export const envSchema = z
-  .object({
-    DATABASE_URL: url(/^postgres(ql)?$/),
-    REDIS_URL: url(/^rediss?$/).default("redis://127.0.0.1:6379"),
-    CAL_API_URL: url(/^https?$/).default("https://api.cal.com"),
-    CAL_CLIENT_ID: z.string().trim().min(1),
-    CAL_CLIENT_SECRET: z.string().trim().min(1),
-    /** Cal.com OAuth 2.0 app (oauth2 users); defaults to the platform client above. */
-    CAL_OAUTH_CLIENT_ID: z.string().trim().min(1).optional(),
-    CAL_OAUTH_CLIENT_SECRET: z.string().trim().min(1).optional(),
-    TOKEN_ENCRYPTION_KEYS: encryptionKeys,
-    REFRESH_LEAD_SECONDS: int(0).default(600),
-    REFRESH_JITTER_SECONDS: int(0).default(300),
-    ON_DEMAND_BUFFER_SECONDS: int(0).default(120),
-    SWEEP_INTERVAL_SECONDS: int(1).default(60),
-    WORKER_CONCURRENCY: int(1).default(10),
-    CAL_REFRESH_RATE_PER_MINUTE: int(1).default(450),
-    CAL_HTTP_TIMEOUT_MS: int(100).default(10_000),
-    REFRESH_LEASE_SECONDS: int(1).default(60),
-    AUDIT_RETENTION_DAYS: int(1).default(30),
-    EVENTS_WEBHOOK_URL: url(/^https?$/).optional(),
-    EVENTS_WEBHOOK_SECRET: z.string().min(16).optional(),
-    BULL_BOARD_USERNAME: z.string().min(1).optional(),
-    BULL_BOARD_PASSWORD: z.string().min(8).optional(),
-    PORT: int(0).default(3000),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-    QUEUE_PREFIX: z.string().trim().min(1).default("caltok"),
-  });
+export const envSchema = z.object({
+  DATABASE_URL: url(/^postgres(ql)?$/),
+  REDIS_URL: url(/^rediss?$/).default("redis://127.0.0.1:6379"),
+  CAL_API_URL: url(/^https?$/).default("https://api.cal.com"),
+  CAL_CLIENT_ID: z.string().trim().min(1),
+  CAL_CLIENT_SECRET: z.string().trim().min(1),
+  /** Cal.com OAuth 2.0 app (oauth2 users); defaults to the platform client above. */
+  CAL_OAUTH_CLIENT_ID: z.string().trim().min(1).optional(),
+  CAL_OAUTH_CLIENT_SECRET: z.string().trim().min(1).optional(),
+  TOKEN_ENCRYPTION_KEYS: encryptionKeys,
+  REFRESH_LEAD_SECONDS: int(0).default(600),
+  REFRESH_JITTER_SECONDS: int(0).default(300),
+  ON_DEMAND_BUFFER_SECONDS: int(0).default(120),
+  SWEEP_INTERVAL_SECONDS: int(1).default(60),
+  WORKER_CONCURRENCY: int(1).default(10),
+  CAL_REFRESH_RATE_PER_MINUTE: int(1).default(450),
+  CAL_HTTP_TIMEOUT_MS: int(100).default(10_000),
+  REFRESH_LEASE_SECONDS: int(1).default(60),
+  AUDIT_RETENTION_DAYS: int(1).default(30),
+  EVENTS_WEBHOOK_URL: url(/^https?$/).optional(),
+  EVENTS_WEBHOOK_SECRET: z.string().min(16).optional(),
+  BULL_BOARD_USERNAME: z.string().min(1).optional(),
+  BULL_BOARD_PASSWORD: z.string().min(8).optional(),
+  PORT: int(0).default(3000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  QUEUE_PREFIX: z.string().trim().min(1).default("caltok"),
+});
 
 /**
  * Rules that span several variables. Checked on the raw strings so they are reported together with
@@ -84,7 +86,9 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   const timeout = num("CAL_HTTP_TIMEOUT_MS", 10_000);
   // The lease must outlive the refresh call, or a second process could refresh with the same token.
   if (lease !== null && timeout !== null && lease * 1000 < 2 * timeout + 5_000) {
-    problems.push("REFRESH_LEASE_SECONDS: must be at least 2 × CAL_HTTP_TIMEOUT_MS + 5 s (a refresh may call refresh and then force-refresh)");
+    problems.push(
+      "REFRESH_LEASE_SECONDS: must be at least 2 × CAL_HTTP_TIMEOUT_MS + 5 s (a refresh may call refresh and then force-refresh)",
+    );
   }
   if (Boolean(env.CAL_OAUTH_CLIENT_ID) !== Boolean(env.CAL_OAUTH_CLIENT_SECRET)) {
     problems.push("CAL_OAUTH_CLIENT_SECRET: set both CAL_OAUTH_CLIENT_ID and CAL_OAUTH_CLIENT_SECRET, or neither");

@@ -1,18 +1,15 @@
 /**
  * Classifies a Cal.com resource response (e.g. GET /v2/me) for the on-demand 498 helper.
  * 498 is the documented "expired"; a 401 `Invalid Access Token.` means the row is gone, which happens
- * to expired tokens when any refresh on the client purges them (calcom-api.md §2), and to every old
- * token after a force-refresh. Both mean "refresh and replay once".
+ * to expired tokens when any refresh on the client purges them, and to every old token after a
+ * force-refresh (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token). Both mean
+ * "refresh and replay once".
  */
 export type AccessTokenRejection = "expired" | "invalid" | null;
 
 export const HTTP_TOKEN_EXPIRED = 498;
 
-const REFRESHABLE_401 = [
-  "Invalid Access Token",
-  "OAuth client not found given the access token",
-  "No owner found for this access token",
-];
+const REFRESHABLE_401 = ["Invalid Access Token", "OAuth client not found given the access token", "No owner found for this access token"];
 
 export function classifyAccessTokenRejection(status: number, bodyText: string): AccessTokenRejection {
   if (status === HTTP_TOKEN_EXPIRED) return "expired";

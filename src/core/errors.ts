@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   storeUnavailable: "store.unavailable",
   leaseTimeout: "refresh.lease_timeout",
   waitTimeout: "refresh.wait_timeout",
+  operationTimeout: "operation.timeout",
   refreshFailed: "refresh.failed",
   queueUnavailable: "queue.unavailable",
   config: "config.invalid",

@@ -32,13 +32,7 @@ export function decideOnDemand(
  * offset is capped at 30–50 % of the remaining life, so a 60 s token is not "due" the moment it is
  * stored. Never earlier than `now`.
  */
-export function computeNextRefreshAt(
-  accessTokenExpiresAt: Date,
-  now: Date,
-  leadMs: number,
-  jitterMs: number,
-  rand: Rand,
-): Date {
+export function computeNextRefreshAt(accessTokenExpiresAt: Date, now: Date, leadMs: number, jitterMs: number, rand: Rand): Date {
   const remaining = accessTokenExpiresAt.getTime() - now.getTime();
   if (remaining <= 0) return new Date(now.getTime());
   const r = rand();

@@ -54,18 +54,9 @@ export interface SaveTokensInput {
   ifAbsent?: boolean;
 }
 
-export type LeaseResult =
-  | { kind: "acquired"; token: TokenRecord }
-  | { kind: "held"; meta: TokenMeta }
-  | { kind: "missing" };
+export type LeaseResult = { kind: "acquired"; token: TokenRecord } | { kind: "held"; meta: TokenMeta } | { kind: "missing" };
 
-export type AuditOutcome =
-  | "REFRESHED"
-  | "FORCE_REFRESHED"
-  | "FAILED_TRANSIENT"
-  | "RECONNECT_REQUIRED"
-  | "RECOVERED"
-  | "CONFIG_ERROR";
+export type AuditOutcome = "REFRESHED" | "FORCE_REFRESHED" | "FAILED_TRANSIENT" | "RECONNECT_REQUIRED" | "RECOVERED" | "CONFIG_ERROR";
 
 export interface AuditEntry {
   userUlid: string;
@@ -122,22 +113,17 @@ export interface TokenStore {
     now: Date;
   }): Promise<boolean>;
   /** status = RECONNECT_REQUIRED, CAS on version; releases the lease if ours. */
-  markReconnectRequired(input: {
-    userUlid: string;
-    expectedVersion: number;
-    owner: string;
-    code: string;
-    now: Date;
-  }): Promise<boolean>;
+  markReconnectRequired(input: { userUlid: string; expectedVersion: number; owner: string; code: string; now: Date }): Promise<boolean>;
   /** Records use by a request path (prioritises busy users). Cheap, best effort. */
   touchLastUsed(userUlid: string, now: Date): Promise<void>;
   insertAudit(entry: AuditEntry): Promise<void>;
 }
 
 /**
- * Status flips that become webhook events (invariant 7). Implementations flip a per-user alert state
- * atomically so each event fires once per streak, and flips back on recovery. The refresher calls
- * these best-effort: a failure here is logged, never allowed to cost a user their token.
+ * Status flips that become webhook events (docs/architecture.md#invariant-7-every-outcome-is-recorded).
+ * Implementations flip a per-user alert state atomically so each event fires once per streak, and
+ * flips back on recovery. The refresher calls these best-effort: a failure here is logged, never
+ * allowed to cost a user their token.
  */
 export interface AlertSink {
   /** A refresh failed transiently; the sink decides whether the user is affected enough to alert. */
@@ -155,11 +141,12 @@ export interface AlertSink {
 }
 
 /**
- * A rotated pair that could not be written to the database, kept where every process can see it
- * (invariant 2: "keep the pair, encrypted, in a short-lived recovery record and flush it later").
- * `raw` identifies the exact stored record, so a flush deletes only what it wrote.
+ * A held pair: a rotated pair Cal.com issued that the database has not taken yet (it was down). It
+ * is the user's only live pair, so it is kept where every process can see it and written later with
+ * the usual compare-and-swap (docs/architecture.md#invariant-2-persist-first). `raw` identifies the
+ * exact stored record, so a flush deletes only what it wrote.
  */
-export interface RecoveryRecord {
+export interface HeldPair {
   userUlid: string;
   expectedVersion: number;
   pair: TokenPair;
@@ -169,10 +156,39 @@ export interface RecoveryRecord {
   raw?: string;
 }
 
-export interface RecoveryStore {
-  put(record: RecoveryRecord): Promise<RecoveryRecord>;
-  get(userUlid: string): Promise<RecoveryRecord | null>;
-  list(limit: number): Promise<RecoveryRecord[]>;
-  /** Deletes the record only if it is still exactly `record` (a newer one stays). */
-  remove(record: RecoveryRecord): Promise<void>;
+/** Shared storage for held pairs (Redis), so a pair survives the crash of the process that got it. */
+export interface HeldPairStore {
+  put(held: HeldPair): Promise<HeldPair>;
+  get(userUlid: string): Promise<HeldPair | null>;
+  list(limit: number): Promise<HeldPair[]>;
+  /** Deletes the record only if it is still exactly `held` (a newer one stays). */
+  remove(held: HeldPair): Promise<void>;
+}
+
+/** Which share of the token-call budget a call draws on: request paths come before background work. */
+export type CallClass = "request" | "background";
+
+/**
+ * The fleet-wide budget for calls to Cal.com's token endpoints (docs/architecture.md#invariant-8-rate-budget), shared by every
+ * worker and every request path. `take` counts one call, or refuses with how long until the window has room.
+ */
+export interface CallBudget {
+  take(callClass: CallClass, now: Date): Promise<{ ok: true } | { ok: false; retryAfterMs: number }>;
+}
+
+export type BreakerState = { open: false } | { open: true; reason: string; openedAt: Date; probeAt: Date };
+
+/**
+ * The fleet-wide breaker for configuration failures (a refused client secret, an unknown client, a
+ * wrong CAL_API_URL): while it is open no process calls Cal.com's token endpoints, except one probe
+ * at a time when `probeAt` has passed. Nothing about any user changes while it is open.
+ */
+export interface ConfigBreaker {
+  state(now: Date): Promise<BreakerState>;
+  /** Claims the single probe slot if the breaker is open and its probe is due; moves the next probe on. */
+  claimProbe(now: Date): Promise<boolean>;
+  /** Opens the breaker (`opened`) or, if open already, backs the next probe off (`still_open`). */
+  trip(reason: string, now: Date): Promise<"opened" | "still_open">;
+  /** Closes it; `true` if it was open. */
+  close(now: Date): Promise<boolean>;
 }

@@ -63,19 +63,33 @@ export function createAlertSink(deps: {
       // Transient failures with plenty of token life left are invisible to the user: don't page anyone.
       const affected = expiresInMs <= policy.affectedWithinMs || failingForMs >= policy.failingAfterMs;
       if (!affected) return;
-      await emit(input.userUlid, ["NONE"], "FAILING", TOKEN_EVENT_TYPES.refreshFailing, {
-        kind: input.kind,
-        errorCode: input.code,
-        accessTokenExpiresAt: input.accessTokenExpiresAt.toISOString(),
-      }, now);
+      await emit(
+        input.userUlid,
+        ["NONE"],
+        "FAILING",
+        TOKEN_EVENT_TYPES.refreshFailing,
+        {
+          kind: input.kind,
+          errorCode: input.code,
+          accessTokenExpiresAt: input.accessTokenExpiresAt.toISOString(),
+        },
+        now,
+      );
     },
 
     async reconnectRequired(input) {
       // From FAILING too: a user already alerted as failing must still hear they have to reconnect.
-      await emit(input.userUlid, ["NONE", "FAILING"], "RECONNECT", TOKEN_EVENT_TYPES.reconnectRequired, {
-        kind: input.kind,
-        errorCode: input.code,
-      }, input.now);
+      await emit(
+        input.userUlid,
+        ["NONE", "FAILING"],
+        "RECONNECT",
+        TOKEN_EVENT_TYPES.reconnectRequired,
+        {
+          kind: input.kind,
+          errorCode: input.code,
+        },
+        input.now,
+      );
     },
 
     async recovered(input) {

@@ -54,7 +54,10 @@ export function createEventRelay(deps: {
       await queue.addBulk(
         rows.map((r) => ({ name: JOB_NAMES.deliver, data: { eventId: r.id }, opts: { ...DELIVER_JOB_OPTIONS, jobId: r.id } })),
       );
-      await eventStore.markRelayed(rows.map((r) => r.id), clock());
+      await eventStore.markRelayed(
+        rows.map((r) => r.id),
+        clock(),
+      );
       moved += rows.length;
       if (rows.length < BATCH) break;
     }

@@ -14,13 +14,7 @@ export function signPayload(secret: string, timestampSec: number, body: string):
  * v1 MAC matches. Several v1 entries are accepted (a sender rotating secrets may send one per secret).
  * Comparison is constant-time so the MAC cannot be discovered byte by byte.
  */
-export function verifySignature(
-  secret: string,
-  header: string | undefined,
-  body: string,
-  nowSec: number,
-  toleranceSec = 300,
-): boolean {
+export function verifySignature(secret: string, header: string | undefined, body: string, nowSec: number, toleranceSec = 300): boolean {
   if (!header) return false;
   let ts: number | undefined;
   const macs: string[] = [];

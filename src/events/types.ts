@@ -1,6 +1,6 @@
 import type { CalTokenKind } from "../core/types.js";
 
-/** The webhook event types the web app subscribes to (architecture §3 invariant 7). */
+/** The webhook event types the web app subscribes to (docs/architecture.md#invariant-7-every-outcome-is-recorded). */
 export const TOKEN_EVENT_TYPES = {
   refreshFailing: "token.refresh_failing",
   reconnectRequired: "token.reconnect_required",
@@ -10,7 +10,8 @@ export type TokenEventType = (typeof TOKEN_EVENT_TYPES)[keyof typeof TOKEN_EVENT
 
 /**
  * The body of a webhook, and the payload stored in the outbox row. Metadata only: no field can hold a
- * token (invariant 6), which is why `data` is a closed shape rather than a free-form bag.
+ * token (docs/architecture.md#invariant-6-no-secret-leaves-the-row), which is why `data` is a closed
+ * shape rather than a free-form bag.
  */
 export interface TokenEvent {
   /** ULID; also the idempotency key and the BullMQ job id. */

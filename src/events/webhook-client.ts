@@ -24,11 +24,7 @@ export const WEBHOOK_HEADERS = {
  * The signature timestamp is the send time, not `occurredAt`, so a delivery retried hours later is
  * still inside the receiver's tolerance window; the id stays the same for dedup.
  */
-export async function deliverWebhook(
-  event: TokenEvent,
-  target: WebhookTarget,
-  now: () => Date = () => new Date(),
-): Promise<void> {
+export async function deliverWebhook(event: TokenEvent, target: WebhookTarget, now: () => Date = () => new Date()): Promise<void> {
   const body = JSON.stringify(event);
   const ts = Math.floor(now().getTime() / 1000);
   let status: number;

@@ -1,8 +1,8 @@
 /**
- * What Bull Board may show of a job (invariant 6). The board renders job data, return values and
- * scheduler templates verbatim unless told otherwise, so every queue gets an allow-list: only the
- * named keys, only primitive values, only short strings. Even if some code put a token into a job,
- * the board shows the user ULID and nothing else.
+ * What Bull Board may show of a job (docs/architecture.md#invariant-6-no-secret-leaves-the-row).
+ * The board renders job data, return values and scheduler templates verbatim unless told otherwise,
+ * so every queue gets an allow-list: only the named keys, only primitive values, only short strings.
+ * Even if some code put a token into a job, the board shows the user ULID and nothing else.
  */
 
 /** Allowed keys of `job.data` per queue. Extend deliberately: each key is a promise that it holds no secret. */

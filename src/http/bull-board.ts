@@ -62,9 +62,21 @@ export function registerBullBoard(
   serverAdapter.setBasePath(opts.basePath);
   createBullBoard({
     queues: [
-      new RedactingBullMQAdapter(opts.queues.refresh, { readOnlyMode: false, description: "Per-user token refresh jobs" }, BOARD_DATA_KEYS.refresh),
-      new RedactingBullMQAdapter(opts.queues.sweep, { readOnlyMode: false, description: "Due-token sweep (job scheduler)" }, BOARD_DATA_KEYS.sweep),
-      new RedactingBullMQAdapter(opts.queues.events, { readOnlyMode: true, description: "Webhook events to the web app" }, BOARD_DATA_KEYS.events),
+      new RedactingBullMQAdapter(
+        opts.queues.refresh,
+        { readOnlyMode: false, description: "Per-user token refresh jobs" },
+        BOARD_DATA_KEYS.refresh,
+      ),
+      new RedactingBullMQAdapter(
+        opts.queues.sweep,
+        { readOnlyMode: false, description: "Due-token sweep (job scheduler)" },
+        BOARD_DATA_KEYS.sweep,
+      ),
+      new RedactingBullMQAdapter(
+        opts.queues.events,
+        { readOnlyMode: true, description: "Webhook events to the web app" },
+        BOARD_DATA_KEYS.events,
+      ),
     ],
     // Two copies of @bull-board/api are installed (9.10.2 for us, 9.10.1 under @bull-board/fastify); their
     // IServerAdapter types differ only nominally (private members), the runtime contract is the same.

@@ -67,7 +67,7 @@ export function createWebServer(deps: WebServerDeps): FastifyInstance {
   app.get("/readyz", async (_request, reply) => {
     let result: Readiness;
     try {
-      result = await withTimeout(deps.readiness(), READINESS_TIMEOUT_MS, () => new Error(`readiness check timed out after ${READINESS_TIMEOUT_MS} ms`));
+      result = await withTimeout(deps.readiness(), READINESS_TIMEOUT_MS, "readiness check");
     } catch (err) {
       log.warn({ err }, "readiness check failed");
       result = { ok: false, checks: { readiness: "fail" } };

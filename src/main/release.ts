@@ -9,7 +9,7 @@ import { loadConfigOrExit } from "./boot.js";
 import { workerConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { applyMigrations, MIGRATIONS_DIR } from "../store/migrate.js";
-import { ensureSweepScheduler } from "./worker-app.js";
+import { ensureSweepScheduler } from "../queue/sweep-scheduler.js";
 
 async function main(): Promise<number> {
   const config = loadConfigOrExit();

@@ -1,7 +1,7 @@
 /** Entry point of the `web` dyno (Procfile): Bull Board, health, readiness and metrics on $PORT. */
 import { createLogger } from "../log/logger.js";
 import { loadConfigOrExit } from "./boot.js";
-import { startWebApp } from "./web-app.js";
+import { startWebApp } from "../wiring/web-app.js";
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
@@ -13,7 +13,10 @@ async function main(): Promise<void> {
     if (closing) return;
     closing = true;
     setTimeout(() => process.exit(1), 10_000).unref();
-    app.close().then(() => process.exit(0), () => process.exit(1));
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);

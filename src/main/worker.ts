@@ -5,7 +5,7 @@
  */
 import { createLogger } from "../log/logger.js";
 import { loadConfigOrExit } from "./boot.js";
-import { startWorkerApp } from "./worker-app.js";
+import { startWorkerApp } from "../wiring/worker-app.js";
 
 const SHUTDOWN_DEADLINE_MS = 24_000;
 

@@ -48,7 +48,7 @@ export interface CreateMetricsOptions {
 
 /**
  * Builds the service's metrics. Labels are bounded enums (outcome, trigger, queue, state): no user ids,
- * no tokens, no error messages (cardinality, and invariant 6).
+ * no tokens, no error messages (cardinality, and docs/architecture.md#invariant-6-no-secret-leaves-the-row).
  */
 export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   const registry = new Registry();

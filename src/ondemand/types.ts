@@ -2,7 +2,7 @@ import type { CalTokenKind, CalTokenStatus } from "../core/types.js";
 
 export type { CalTokenKind, CalTokenStatus } from "../core/types.js";
 
-/** Public contract (architecture §5). */
+/** Public contract (docs/architecture.md#public-surface). */
 export interface CalTokenInfo {
   userUlid: string;
   accessToken: string;
@@ -11,7 +11,7 @@ export interface CalTokenInfo {
   status: CalTokenStatus;
 }
 
-/** Public contract (architecture §5). `error` may accompany `success: true` when a refresh failed but the current token is still valid. */
+/** Public contract (docs/architecture.md#public-surface). `error` may accompany `success: true` when a refresh failed but the current token is still valid. */
 export interface TokenRefreshResult {
   success: boolean;
   refreshed: boolean;

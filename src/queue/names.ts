@@ -24,7 +24,7 @@ export const SWEEP_SCHEDULER_ID = "token-sweep";
 /** Job priorities: 1 is the highest in BullMQ; unprioritised (0) jobs would jump both, so never use 0. */
 export const PRIORITY = {
   onDemand: 1,
-  /** Users who used their token recently (invariant 8). */
+  /** Users who used their token recently (docs/architecture.md#invariant-8-rate-budget). */
   active: 5,
   background: 10,
   /** Users idle for a long time: refreshed when the budget allows. */
@@ -36,7 +36,7 @@ export function refreshDedupId(userUlid: string): string {
   return `refresh-${userUlid}`;
 }
 
-/** Payload of a refresh job: the user ULID and nothing else (invariant 6). */
+/** Payload of a refresh job: the user ULID and nothing else (docs/architecture.md#invariant-6-no-secret-leaves-the-row). */
 export interface RefreshJobData {
   userUlid: string;
 }

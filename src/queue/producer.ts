@@ -3,12 +3,13 @@
  * Connections fail fast (no offline queue) because these run inside web requests; the queue and the
  * single QueueEvents of this process are created lazily, on first use.
  */
-import { Job, Queue, QueueEvents } from "bullmq";
+import { type Job, type Queue, QueueEvents } from "bullmq";
+import { AppError, ERROR_CODES } from "../core/errors.js";
 import type { Clock } from "../core/types.js";
 import { producerConnection, workerConnection } from "./connection.js";
 import { QUEUES, type RefreshJobData } from "./names.js";
 import { createRefreshQueue, requestRefreshNow, scheduleRefresh } from "./refresh-queue.js";
-import { withTimeout } from "../core/timeout.js";
+import { TimeoutError, withTimeout } from "../core/timeout.js";
 
 export interface RefreshProducer {
   schedule(userUlid: string, at: Date, lastUsedAt: Date | null): Promise<void>;
@@ -20,6 +21,7 @@ export interface RefreshProducer {
 
 const READY_TIMEOUT_MS = 3_000;
 const UNAVAILABLE_BACKOFF_MS = 5_000;
+const WAIT_BACKSTOP_MS = 1_000;
 
 export function createRefreshProducer(opts: { redisUrl: string; prefix: string; clock: Clock }): RefreshProducer {
   let queue: Promise<Queue<RefreshJobData>> | null = null;
@@ -30,15 +32,15 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
   let unavailableUntil = 0;
 
   function getQueue(): Promise<Queue<RefreshJobData>> {
-    if (!queue && Date.now() < unavailableUntil) return Promise.reject(new Error("queue: Redis unavailable (backing off)"));
+    if (!queue && Date.now() < unavailableUntil) return Promise.reject(unavailable(null));
     queue ??= (async () => {
       const q = createRefreshQueue({ connection: producerConnection(opts.redisUrl), prefix: opts.prefix });
       q.on("error", () => undefined); // surfaced through the failing command instead
       try {
-        await withTimeout(q.waitUntilReady(), READY_TIMEOUT_MS, () => new Error("queue: Redis not ready"));
+        await withTimeout(q.waitUntilReady(), READY_TIMEOUT_MS, "refresh queue connect");
       } catch (err) {
         await q.close().catch(() => undefined); // stop its reconnect loop
-        throw err;
+        throw unavailable(err);
       }
       return q;
     })().catch((err: unknown) => {
@@ -55,10 +57,10 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       const e = new QueueEvents(QUEUES.refresh, { connection: workerConnection(opts.redisUrl), prefix: opts.prefix });
       e.on("error", () => undefined);
       try {
-        await withTimeout(e.waitUntilReady(), READY_TIMEOUT_MS, () => new Error("queue events: Redis not ready"));
+        await withTimeout(e.waitUntilReady(), READY_TIMEOUT_MS, "queue events connect");
       } catch (err) {
         await e.close().catch(() => undefined);
-        throw err;
+        throw unavailable(err);
       }
       return e;
     })().catch((err: unknown) => {
@@ -78,15 +80,15 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
     async waitFor(job, timeoutMs) {
       const e = await getEvents();
       try {
-        await job.waitUntilFinished(e, timeoutMs);
+        // Our own timer decides (a TimeoutError value); BullMQ's ttl is only a backstop that
+        // detaches its listeners if ours somehow did not fire.
+        await withTimeout(job.waitUntilFinished(e, timeoutMs + WAIT_BACKSTOP_MS), timeoutMs, "queued refresh wait");
         return "completed";
       } catch (err) {
-        if (err instanceof Error && /timed out|Missing key/i.test(err.message)) {
-          // "Missing key": the job was already removed after finishing; the database tells the rest.
-          if (/Missing key/i.test(err.message)) return "completed";
-          throw err;
-        }
-        return "failed";
+        if (err instanceof TimeoutError) throw err;
+        // The job failed, or it was removed after finishing (then the database tells the rest).
+        const state = await job.getState().catch(() => "unknown");
+        return state === "failed" ? "failed" : "completed";
       }
     },
     async close() {
@@ -99,4 +101,9 @@ export function createRefreshProducer(opts: { redisUrl: string; prefix: string; 
       events = null;
     },
   };
+}
+
+/** Redis did not answer: a coded, retryable error (a connect timeout is not a slow refresh). */
+function unavailable(cause: unknown): AppError {
+  return new AppError(ERROR_CODES.queueUnavailable, "the refresh queue is unavailable", { retryable: true, cause });
 }

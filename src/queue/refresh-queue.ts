@@ -1,6 +1,6 @@
 /**
  * Producing refresh jobs: the scheduled (delayed, deduplicated) job per user, and the on-demand path
- * that jumps the queue. Payloads carry the user ULID only (invariant 6).
+ * that jumps the queue. Payloads carry the user ULID only (docs/architecture.md#invariant-6-no-secret-leaves-the-row).
  */
 import { Job, Queue, type JobsOptions, type QueueOptions } from "bullmq";
 import type { Clock } from "../core/types.js";
@@ -26,9 +26,9 @@ export function createRefreshQueue(opts: { connection: QueueOptions["connection"
 const DAY_MS = 24 * 3600_000;
 
 /**
- * Invariant 8: when the refresh budget cannot cover everyone, recently active users come first.
- * Idle users still get refreshed, after everyone else; if their token lapses meanwhile, the
- * on-demand path refreshes it inline when they come back.
+ * Rate budget (docs/architecture.md#invariant-8-rate-budget): when the refresh budget cannot cover
+ * everyone, recently active users come first. Idle users still get refreshed, after everyone else;
+ * if their token lapses meanwhile, the on-demand path refreshes it inline when they come back.
  */
 export function priorityFor(lastUsedAt: Date | null, now: Date): number {
   if (lastUsedAt && now.getTime() - lastUsedAt.getTime() < DAY_MS) return PRIORITY.active;

@@ -1,5 +1,5 @@
+import type { Failure } from "../core/failures.js";
 import type { AuditOutcome, TokenRecord } from "../core/ports.js";
-import type { ErrorCode } from "../core/errors.js";
 import type { RefreshTrigger } from "../core/types.js";
 
 export interface RefreshRequest {
@@ -15,11 +15,8 @@ export interface RefreshRequest {
   knownToken?: TokenRecord;
 }
 
-export interface RefreshFailure {
-  code: ErrorCode;
-  message: string;
-  retryable: boolean;
-}
+/** A failed refresh as the refresh use case reports it: a catalogue failure (src/core/failures.ts). */
+export type RefreshFailure = Failure;
 
 export type RefreshOutcome =
   | {

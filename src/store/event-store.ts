@@ -36,7 +36,7 @@ export interface EventStore {
 }
 
 /**
- * Transactional outbox for the token.* webhooks (architecture §3 invariant 7).
+ * Transactional outbox for the token.* webhooks (docs/architecture.md#invariant-7-every-outcome-is-recorded).
  *
  * The flip and its event are written by a single `WITH … UPDATE … RETURNING` + `INSERT … SELECT`
  * statement: Postgres runs a statement atomically, so there is no window in which a status flipped

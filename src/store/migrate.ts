@@ -10,10 +10,7 @@ import pg from "pg";
  * applied_steps_count = 1), so a later `prisma migrate deploy` in production sees them as applied.
  * Needed because Prisma's schema engine binary cannot be downloaded on every machine.
  */
-export async function applyMigrations(
-  databaseUrl: string,
-  migrationsDir: string,
-): Promise<{ applied: string[]; skipped: string[] }> {
+export async function applyMigrations(databaseUrl: string, migrationsDir: string): Promise<{ applied: string[]; skipped: string[] }> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -55,10 +52,7 @@ export async function applyMigrations(
           [id, checksum, name],
         );
         await client.query(sql);
-        await client.query(
-          `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
-          [id],
-        );
+        await client.query(`UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`, [id]);
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK");

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { ConfigError, TokenDecryptError } from "../core/errors.js";
 
 /**
- * Encryption at rest for Cal.com tokens (architecture §3 invariant 6).
+ * Encryption at rest for Cal.com tokens (docs/architecture.md#invariant-6-no-secret-leaves-the-row).
  *
  * Envelope: `v1.<keyId>.<iv b64url>.<ciphertext b64url>.<tag b64url>`, AES-256-GCM with a random
  * 12-byte IV and a 16-byte tag. The user ULID (upper-case) is the associated data, so a ciphertext
@@ -42,8 +42,10 @@ export function createTokenCipher(keys: { id: string; key: Buffer }[]): TokenCip
     byId.set(id, Buffer.from(key));
   });
   if (problems.length > 0) throw new ConfigError(problems);
-  const active = keys[0]!.id;
-  const activeKey = byId.get(active)!;
+  const [first] = keys;
+  const activeKey = first ? byId.get(first.id) : undefined;
+  if (!first || !activeKey) throw new ConfigError(["token encryption: at least one key is required"]);
+  const active = first.id;
 
   const aad = (userUlid: string): Buffer => Buffer.from(userUlid.toUpperCase(), "utf8");
 

@@ -13,7 +13,11 @@ export interface TokenStats {
  * writes audit rows, so this sees the worker dynos' outcomes too (they have no HTTP port on Heroku).
  * Each query uses an index: (status, next_refresh_at) and the BRIN index on audit created_at.
  */
-export async function readTokenStats(prisma: PrismaClient, now: Date, opts: { lateMs?: number; windowMs?: number } = {}): Promise<TokenStats> {
+export async function readTokenStats(
+  prisma: PrismaClient,
+  now: Date,
+  opts: { lateMs?: number; windowMs?: number } = {},
+): Promise<TokenStats> {
   const lateBefore = new Date(now.getTime() - (opts.lateMs ?? 60_000));
   const since = new Date(now.getTime() - (opts.windowMs ?? 5 * 60_000));
   const [byStatus, overdue, recent] = await Promise.all([

@@ -6,7 +6,7 @@ import { META_COLUMNS, META_SELECT, RECORD_COLUMNS, RECORD_SELECT, toMeta, toRec
 import type { TokenCipher } from "./token-cipher.js";
 
 /**
- * Prisma/Postgres implementation of TokenStore (architecture §3 invariants 1, 2, 6).
+ * Prisma/Postgres implementation of TokenStore (invariants 1, 2 and 6 in docs/architecture.md#invariants).
  *
  * Every coordinating write is ONE statement whose WHERE clause is the guard (lease free, version
  * matches), so correctness never depends on a read-then-write or a transaction. Time always comes
@@ -127,9 +127,10 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
 
     async recordFailure(input) {
       const { now, owner } = input;
-      // Damped counting (invariant 4): the count is the number of failure windows the user has been
-      // failing for since the first failure of this streak, so a burst of retries is one failure and
-      // a streak of steady retries still climbs once per window. Success clears the streak.
+      // Damped counting (docs/architecture.md#invariant-4-transient-failures-back-off): the count is the number of
+      // failure windows the user has been failing for since the first failure of this streak, so a
+      // burst of retries is one failure and a streak of steady retries still climbs once per window.
+      // Success clears the streak.
       const count = await prisma.$executeRaw`
         UPDATE cal_token SET
           failure_count = CASE WHEN first_failure_at IS NULL THEN 1

@@ -1,7 +1,7 @@
 /**
  * Bull Board as ops see it: a real Chromium renders the board (behind basic auth) for a refresh job whose
  * data wrongly holds a token. The user ULID must be on screen; the token must be nowhere in the page or
- * in any response the page received (invariant 6). Leaves a screenshot for humans.
+ * in any response the page received (docs/architecture.md#invariant-6-no-secret-leaves-the-row). Leaves a screenshot for humans.
  */
 import { copyFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -80,7 +80,11 @@ async function boardPage(received: string[]): Promise<Page> {
   await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
   const page = await context.newPage();
   page.on("response", (res) => {
-    if (res.url().includes("/api/")) void res.text().then((t) => received.push(t), () => undefined);
+    if (res.url().includes("/api/"))
+      void res.text().then(
+        (t) => received.push(t),
+        () => undefined,
+      );
   });
   return page;
 }
@@ -99,7 +103,7 @@ test("the board lists the queues and shows a refresh job's ULID but never its to
   await page.getByText(userUlid).first().waitFor({ timeout: TIMEOUT_MS });
 
   const html = await page.content();
-  const text = await page.evaluate(() => document.body.innerText);
+  const text = await page.evaluate(() => document.body.textContent);
   expect(html).toContain(userUlid);
   expect(html).not.toContain(SECRET);
   expect(text).not.toContain(SECRET);

@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
-import { createCalTokenClient } from "../../src/ondemand/client.js";
+import { createCalTokenClient } from "../../src/wiring/cal-token-client.js";
 import { testLogger } from "./log-sink.js";
 
 const env = JSON.parse(process.env.CHILD_CLIENT_ENV ?? "{}") as Record<string, string>;
@@ -21,7 +21,9 @@ process.stdout.write("ready\n");
 for await (const line of lines) {
   if (line.trim() !== "go") continue;
   const results = await Promise.all(Array.from({ length: count }, () => client.ensureValidCalToken(userUlid)));
-  const hashes = results.map((r) => (r.tokenInfo ? createHash("sha256").update(r.tokenInfo.accessToken).digest("hex") : `error:${r.error?.code}`));
+  const hashes = results.map((r) =>
+    r.tokenInfo ? createHash("sha256").update(r.tokenInfo.accessToken).digest("hex") : `error:${r.error?.code}`,
+  );
   process.stdout.write(`${JSON.stringify({ hashes, refreshed: results.filter((r) => r.refreshed).length })}\n`);
   break;
 }

@@ -3,7 +3,7 @@
  * Cal.com over HTTP. Every log line goes through testLogger() (scanned for leaked tokens).
  */
 import { ulid } from "ulid";
-import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/ondemand/client.js";
+import { createCalTokenClient, type CalTokenClient, type CalTokenClientOptions } from "../../src/wiring/cal-token-client.js";
 import { createPrisma, type PrismaClient } from "../../src/store/prisma.js";
 import { randomBytes } from "node:crypto";
 import { startFakeCalcom } from "../fakes/calcom/index.js";

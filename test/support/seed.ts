@@ -1,5 +1,5 @@
 import { ulid } from "ulid";
-import type { CalTokenClient } from "../../src/ondemand/client.js";
+import type { CalTokenClient } from "../../src/wiring/cal-token-client.js";
 import type { FakeCalcom } from "../fakes/calcom/index.js";
 
 export interface SeededUser {

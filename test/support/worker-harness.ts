@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig } from "../../src/config/config.js";
-import { startWorkerApp, type WorkerApp, type WorkerAppOptions } from "../../src/main/worker-app.js";
+import { startWorkerApp, type WorkerApp, type WorkerAppOptions } from "../../src/wiring/worker-app.js";
 import { testLogger } from "./log-sink.js";
 import type { Harness } from "./harness.js";
 

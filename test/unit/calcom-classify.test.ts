@@ -1,10 +1,5 @@
 import type { CalRefreshResult } from "../../src/core/calcom-result.js";
-import {
-  classifyManaged,
-  classifyOAuth2,
-  DEFAULT_RATE_LIMIT_RESET_MS,
-  rateLimitResetMs,
-} from "../../src/calcom/index.js";
+import { classifyManaged, classifyOAuth2, DEFAULT_RATE_LIMIT_RESET_MS, rateLimitResetMs } from "../../src/calcom/index.js";
 
 const NOW = 1_750_000_000_000;
 const AT_EXP = 1_750_003_600_000;
@@ -85,7 +80,10 @@ describe("classifyManaged: errors", () => {
   it("404 without Cal.com's JSON error is a misconfigured URL, not a dead grant", () => {
     expect(classifyManaged(404, {}, HTML)).toMatchObject({ kind: "config_error", status: 404 });
     expect(classifyManaged(404, {}, "")).toMatchObject({ kind: "config_error", status: 404 });
-    expect(classifyManaged(404, {}, calError("NOT_FOUND", "Invalid Query: The requested record was not found."))).toMatchObject({ kind: "rejected", status: 404 });
+    expect(classifyManaged(404, {}, calError("NOT_FOUND", "Invalid Query: The requested record was not found."))).toMatchObject({
+      kind: "rejected",
+      status: 404,
+    });
   });
   it.each([401, 403])("%i → config_error", (status) => {
     const r = classifyManaged(status, {}, calError("UnauthorizedException", "ApiAuthStrategy - oAuth client - Invalid client secret"));
@@ -126,7 +124,11 @@ describe("classifyManaged: errors", () => {
 describe("429 / rateLimitResetMs", () => {
   const body = calError("ThrottlerException", "CustomThrottlerGuard - Too many requests. Please try again later.");
   it("uses X-RateLimit-Reset-Default as relative seconds", () => {
-    expect(classifyManaged(429, { "x-ratelimit-reset-default": "60" }, body)).toEqual({ kind: "rate_limited", status: 429, resetMs: 60_000 });
+    expect(classifyManaged(429, { "x-ratelimit-reset-default": "60" }, body)).toEqual({
+      kind: "rate_limited",
+      status: 429,
+      resetMs: 60_000,
+    });
     expect(rateLimitResetMs({ "X-RateLimit-Reset-Default": "7" }, NOW)).toBe(7_000);
   });
   it.each([
@@ -190,7 +192,12 @@ describe("classifyOAuth2", () => {
   });
   it("400 invalid_grant → rejected with the RFC error and description", () => {
     const r = classifyOAuth2(400, {}, json({ error: "invalid_grant", error_description: "refresh_token_revoked" }), NOW);
-    expect(r).toEqual({ kind: "rejected", status: 400, code: "invalid_grant", message: "Cal.com 400: invalid_grant: refresh_token_revoked" });
+    expect(r).toEqual({
+      kind: "rejected",
+      status: 400,
+      code: "invalid_grant",
+      message: "Cal.com 400: invalid_grant: refresh_token_revoked",
+    });
   });
   it("401 invalid_grant (non-standard) is still the grant's fault → rejected", () => {
     expect(classifyOAuth2(401, {}, json({ error: "invalid_grant" }), NOW)).toMatchObject({ kind: "rejected", code: "invalid_grant" });

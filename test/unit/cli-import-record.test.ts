@@ -12,7 +12,14 @@ describe("parseImportLine", () => {
   it("accepts epoch milliseconds and ISO dates", () => {
     const ms = parseImportLine(JSON.stringify(base));
     expect(ms).toMatchObject({ ok: true, userUlid: ULID });
-    const iso = parseImportLine(JSON.stringify({ ...base, userUlid: ULID.toLowerCase(), accessTokenExpiresAt: "2030-03-17T17:46:40Z", refreshTokenExpiresAt: "2031-01-01" }));
+    const iso = parseImportLine(
+      JSON.stringify({
+        ...base,
+        userUlid: ULID.toLowerCase(),
+        accessTokenExpiresAt: "2030-03-17T17:46:40Z",
+        refreshTokenExpiresAt: "2031-01-01",
+      }),
+    );
     expect(iso).toMatchObject({ ok: true, userUlid: ULID });
     if (iso.ok) expect(iso.input.accessTokenExpiresAt).toEqual(new Date("2030-03-17T17:46:40Z"));
   });
@@ -21,8 +28,16 @@ describe("parseImportLine", () => {
     ["broken JSON", `{"accessToken": "${AT}", oops}`, /^not valid JSON$/],
     ["not an object", `["${AT}"]`, /must be a JSON object/],
     ["bad ULID", JSON.stringify({ ...base, userUlid: "x" }), /userUlid: must be a 26-character ULID/],
-    ["seconds, not ms", JSON.stringify({ ...base, accessTokenExpiresAt: 1_900_000_000 }), /accessTokenExpiresAt: epoch milliseconds expected/],
-    ["junk date", JSON.stringify({ ...base, accessTokenExpiresAt: "next tuesday" }), /^accessTokenExpiresAt: must be epoch milliseconds or an ISO 8601 date$/],
+    [
+      "seconds, not ms",
+      JSON.stringify({ ...base, accessTokenExpiresAt: 1_900_000_000 }),
+      /accessTokenExpiresAt: epoch milliseconds expected/,
+    ],
+    [
+      "junk date",
+      JSON.stringify({ ...base, accessTokenExpiresAt: "next tuesday" }),
+      /^accessTokenExpiresAt: must be epoch milliseconds or an ISO 8601 date$/,
+    ],
     ["missing token", JSON.stringify({ ...base, refreshToken: undefined }), /refreshToken/],
     ["bad kind", JSON.stringify({ ...base, kind: AT }), /kind/],
   ])("%s: names the problem without any value", (_name, text, problem) => {

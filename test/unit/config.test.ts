@@ -81,7 +81,10 @@ describe("loadConfig", () => {
 
   it("accepts several encryption keys, first one active, and rejects duplicates", () => {
     const other = Buffer.alloc(32, 9).toString("base64");
-    expect(loadConfig({ ...good, TOKEN_ENCRYPTION_KEYS: `new:${other}, old:${KEY}` }).encryptionKeys.map((k) => k.id)).toEqual(["new", "old"]);
+    expect(loadConfig({ ...good, TOKEN_ENCRYPTION_KEYS: `new:${other}, old:${KEY}` }).encryptionKeys.map((k) => k.id)).toEqual([
+      "new",
+      "old",
+    ]);
     expect(problemsOf({ ...good, TOKEN_ENCRYPTION_KEYS: `a:${KEY},a:${other}` })).toEqual([expect.stringContaining("duplicate key id a")]);
   });
 

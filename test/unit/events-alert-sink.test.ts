@@ -43,7 +43,12 @@ function setup(initial: AlertState = "NONE") {
 }
 
 const failing = (accessTokenExpiresAt: Date, firstFailureAt: Date | null) => ({
-  userUlid: USER, kind: "managed" as const, code: "calcom.transient", accessTokenExpiresAt, firstFailureAt, now: NOW,
+  userUlid: USER,
+  kind: "managed" as const,
+  code: "calcom.transient",
+  accessTokenExpiresAt,
+  firstFailureAt,
+  now: NOW,
 });
 
 describe("alert sink policy", () => {
@@ -67,7 +72,10 @@ describe("alert sink policy", () => {
     expect(t.kicks()).toBe(1);
     const payload = t.events[0]!.payload as TokenEvent;
     expect(payload).toEqual({
-      id: t.events[0]!.id, type: "token.refresh_failing", userUlid: USER, occurredAt: NOW.toISOString(),
+      id: t.events[0]!.id,
+      type: "token.refresh_failing",
+      userUlid: USER,
+      occurredAt: NOW.toISOString(),
       data: { kind: "managed", errorCode: "calcom.transient", accessTokenExpiresAt: expiresAt.toISOString() },
     });
   });
@@ -89,8 +97,13 @@ describe("alert sink policy", () => {
   it("a throwing kick does not fail the flip", async () => {
     const mem = memoryStore();
     const sink = createAlertSink({
-      eventStore: mem.store, logger: testLogger().logger,
-      relay: { kick: () => { throw new Error("redis down"); } },
+      eventStore: mem.store,
+      logger: testLogger().logger,
+      relay: {
+        kick: () => {
+          throw new Error("redis down");
+        },
+      },
     });
     await expect(sink.reconnectRequired({ userUlid: USER, kind: "managed", code: "x", now: NOW })).resolves.toBeUndefined();
     expect(mem.state()).toBe("RECONNECT");

@@ -13,7 +13,7 @@ describe("webhook signing", () => {
     expect(verifySignature(SECRET, header, BODY, T)).toBe(true);
   });
 
-  it("is the HMAC-SHA256 of `${t}.${body}` (documented for the web app)", async () => {
+  it("is the HMAC-SHA256 of `<t>.<body>` (documented for the web app)", async () => {
     const { createHmac } = await import("node:crypto");
     const mac = createHmac("sha256", SECRET).update(`${T}.${BODY}`).digest("hex");
     expect(signPayload(SECRET, T, BODY)).toBe(`t=${T},v1=${mac}`);

@@ -154,7 +154,14 @@ describe("createTokenCipher", () => {
     ["a short key", [{ id: "k1", key: randomBytes(16) }], /must be 32 bytes, got 16/],
     ["a long key", [{ id: "k1", key: randomBytes(33) }], /must be 32 bytes, got 33/],
     ["a key id with a dot", [{ id: "k.1", key: randomBytes(32) }], /invalid id/],
-    ["duplicate key ids", [{ id: "k1", key: randomBytes(32) }, { id: "k1", key: randomBytes(32) }], /appears twice/],
+    [
+      "duplicate key ids",
+      [
+        { id: "k1", key: randomBytes(32) },
+        { id: "k1", key: randomBytes(32) },
+      ],
+      /appears twice/,
+    ],
   ])("refuses %s", (_name, keys, message) => {
     expect(() => createTokenCipher(keys)).toThrow(ConfigError);
     expect(() => createTokenCipher(keys)).toThrow(message);

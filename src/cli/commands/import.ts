@@ -15,7 +15,10 @@ export function registerImport(program: Command, deps: CliDeps, done: (code: num
     .command("import")
     .argument("[file]", 'JSON lines of token records; "-" or nothing reads stdin', "-")
     .description("store token records (one JSON object per line: userUlid, accessToken, refreshToken, accessTokenExpiresAt, …)")
-    .option("--overwrite", "replace tokens already stored for a user (default: keep them; re-running a file must not roll rotated tokens back)")
+    .option(
+      "--overwrite",
+      "replace tokens already stored for a user (default: keep them; re-running a file must not roll rotated tokens back)",
+    )
     .action(async (file: string, opts: { overwrite?: boolean }) => done(await runImport(deps, file, opts.overwrite === true)));
 }
 
@@ -37,7 +40,7 @@ async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promi
       withClient(ctx, async (client) => {
         const tally = { imported: 0, kept: 0, invalid: 0, failed: 0 };
         let lineNo = 0;
-        for await (const raw of lines(io, handle)) {
+        for await (const raw of inputLines(io, handle)) {
           lineNo += 1;
           const text = lineNo === 1 ? raw.replace(/^\uFEFF/, "") : raw;
           if (text.trim() === "") continue;
@@ -62,7 +65,8 @@ async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promi
           }
         }
         line(io, `imported ${tally.imported}, already stored ${tally.kept}, invalid ${tally.invalid}, not stored ${tally.failed}`);
-        if (lineNo === 0 || tally.imported + tally.kept + tally.invalid + tally.failed === 0) errLine(io, "cal-tokens: no token records in the input");
+        if (lineNo === 0 || tally.imported + tally.kept + tally.invalid + tally.failed === 0)
+          errLine(io, "cal-tokens: no token records in the input");
         return tally.invalid + tally.failed > 0 ? EXIT.failed : EXIT.ok;
       }),
     );
@@ -71,6 +75,7 @@ async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promi
   }
 }
 
-function lines(io: CliIo, handle: FileHandle | null): AsyncIterable<string> {
+/** The lines of the file, or of stdin when no file was given. */
+function inputLines(io: CliIo, handle: FileHandle | null): AsyncIterable<string> {
   return handle ? handle.readLines({ encoding: "utf8" }) : createInterface({ input: io.stdin, crlfDelay: Infinity });
 }

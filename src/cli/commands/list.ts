@@ -4,7 +4,7 @@
  */
 import { Option, type Command } from "commander";
 import type { CalTokenStatus } from "../../core/types.js";
-import type { PrismaClient } from "../../store/prisma.js";
+import { findTokenListPage, type TokenListRow } from "../../store/token-list.js";
 import { positiveIntArg, statusArg, STATUSES, ulidArg } from "../args.js";
 import { errLine, line, when, withContext, withPrisma, type CliDeps } from "../context.js";
 import { EXIT } from "../io.js";
@@ -15,19 +15,6 @@ interface ListOptions {
   limit: number;
   after?: string;
 }
-
-/** The selected columns; the encrypted ones are never read. */
-const SELECT = {
-  userUlid: true,
-  kind: true,
-  status: true,
-  calUserId: true,
-  accessTokenExpiresAt: true,
-  refreshTokenExpiresAt: true,
-  nextRefreshAt: true,
-  failureCount: true,
-  lastFailureCode: true,
-} as const;
 
 export function registerList(program: Command, deps: CliDeps, done: (code: number) => void): void {
   program
@@ -41,7 +28,7 @@ export function registerList(program: Command, deps: CliDeps, done: (code: numbe
       done(
         await withContext(deps, (ctx) =>
           withPrisma(ctx, async (prisma) => {
-            const { rows, next } = await listPage(prisma, opts);
+            const { rows, next } = await findTokenListPage(prisma, opts);
             if (opts.json) {
               line(ctx.io, JSON.stringify({ rows, next }));
               return EXIT.ok;
@@ -55,21 +42,7 @@ export function registerList(program: Command, deps: CliDeps, done: (code: numbe
     );
 }
 
-type Row = Awaited<ReturnType<typeof listPage>>["rows"][number];
-
-async function listPage(prisma: PrismaClient, opts: ListOptions) {
-  // One extra row tells whether there is a next page.
-  const found = await prisma.calToken.findMany({
-    where: { ...(opts.status ? { status: opts.status } : {}), ...(opts.after ? { userUlid: { gt: opts.after } } : {}) },
-    orderBy: { userUlid: "asc" },
-    take: opts.limit + 1,
-    select: SELECT,
-  });
-  const rows = found.slice(0, opts.limit);
-  return { rows, next: found.length > opts.limit ? (rows.at(-1)?.userUlid ?? null) : null };
-}
-
-function formatTable(rows: Row[]): string {
+function formatTable(rows: TokenListRow[]): string {
   const header = ["ULID", "KIND", "STATUS", "ACCESS EXPIRES", "NEXT REFRESH", "FAILURES"];
   const body = rows.map((r) => [
     r.userUlid,
@@ -80,7 +53,7 @@ function formatTable(rows: Row[]): string {
     r.failureCount > 0 ? `${r.failureCount} ${r.lastFailureCode ?? ""}`.trim() : "0",
   ]);
   const all = [header, ...body];
-  const widths = header.map((_, i) => Math.max(...all.map((cells) => cells[i]!.length)));
-  const text = all.map((cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).join("\n");
+  const widths = header.map((_, i) => Math.max(...all.map((cells) => (cells[i] ?? "").length)));
+  const text = all.map((cells) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ")).join("\n");
   return rows.length === 0 ? `${text}\n(no rows)` : text;
 }

@@ -27,7 +27,10 @@ export function registerRefresh(program: Command, deps: CliDeps, done: (code: nu
             }
             // tokenInfo carries the access token: only its expiry and status are printed.
             const info = res.tokenInfo;
-            line(ctx.io, `${res.refreshed ? "refreshed" : "not refreshed (token unchanged)"} ${ulid}: status ${info?.status ?? "?"}, access token expires ${when(info?.accessTokenExpiresAt ?? null)}`);
+            line(
+              ctx.io,
+              `${res.refreshed ? "refreshed" : "not refreshed (token unchanged)"} ${ulid}: status ${info?.status ?? "?"}, access token expires ${when(info?.accessTokenExpiresAt ?? null)}`,
+            );
             // success with an error: the refresh failed, but the current token is still valid.
             if (res.error) errLine(ctx.io, `cal-tokens: refresh failed: ${res.error.code}: ${res.error.message}`);
             return res.error ? EXIT.failed : EXIT.ok;

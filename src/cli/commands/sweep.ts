@@ -11,7 +11,7 @@ import type { RefreshJobData } from "../../queue/names.js";
 import { createRefreshQueue } from "../../queue/refresh-queue.js";
 import { errLine, line, withContext, withPrisma, type CliContext, type CliDeps } from "../context.js";
 import { EXIT } from "../io.js";
-import { withTimeout } from "../../core/timeout.js";
+import { TimeoutError, withTimeout } from "../../core/timeout.js";
 
 /** A manual run may take longer than a scheduled tick (which leaves the rest to the next one). */
 const BUDGET_MS = 5 * 60_000;
@@ -34,7 +34,12 @@ async function runSweep(ctx: CliContext, dryRun: boolean): Promise<number> {
       createSweep({ prisma, queue: queue ?? noQueue(), logger: ctx.logger, clock: ctx.clock })({ horizonMs, budgetMs: BUDGET_MS }, dryRun),
     );
     const within = `due within ${Math.round(horizonMs / 1000)} s`;
-    line(ctx.io, dryRun ? `sweep (dry run): ${result.visited} row(s) ${within}; nothing enqueued` : `sweep: ${result.visited} row(s) ${within} scheduled (${result.pages} page(s), ${result.durationMs} ms)`);
+    line(
+      ctx.io,
+      dryRun
+        ? `sweep (dry run): ${result.visited} row(s) ${within}; nothing enqueued`
+        : `sweep: ${result.visited} row(s) ${within} scheduled (${result.pages} page(s), ${result.durationMs} ms)`,
+    );
     if (!result.complete) {
       errLine(ctx.io, "cal-tokens: the sweep stopped at its time budget; run it again (the worker's sweeps also continue)");
       return EXIT.failed;
@@ -49,13 +54,11 @@ async function openQueue(ctx: CliContext): Promise<Queue<RefreshJobData>> {
   const queue = createRefreshQueue({ connection: producerConnection(ctx.config.redisUrl), prefix: ctx.config.queuePrefix });
   queue.on("error", () => undefined); // reported through the timeout below
   try {
-    await withTimeout(queue.waitUntilReady(), REDIS_READY_TIMEOUT_MS, () =>
-      new AppError(ERROR_CODES.queueUnavailable, "Redis is not reachable", { retryable: true }),
-    );
+    await withTimeout(queue.waitUntilReady(), REDIS_READY_TIMEOUT_MS, "redis connect");
     return queue;
   } catch (err) {
     await queue.close().catch(() => undefined);
-    throw err;
+    throw err instanceof TimeoutError ? new AppError(ERROR_CODES.queueUnavailable, "Redis is not reachable", { retryable: true }) : err;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * ApiAuthStrategy as seen from outside (calcom-api.md §1.3 table, §2): client-secret auth for the
- * platform routes, bearer auth for resource routes. Messages are copied verbatim; clients key off them.
+ * ApiAuthStrategy as seen from outside: client-secret auth for the platform routes (the 401 rows of
+ * docs/calcom-api.md#managed-user-refresh), bearer auth for resource routes
+ * (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token). Messages are copied verbatim; clients key off them.
  */
 import type { IncomingHttpHeaders } from "node:http";
 import { header } from "./http-io.js";
@@ -21,11 +22,7 @@ const NO_AUTH =
 const unauthorized = (message: string): AuthFailure => ({ status: 401, code: "UnauthorizedException", message });
 
 /** Platform routes carry the client id in the path; the secret must come in x-cal-secret-key. */
-export function authenticateClient(
-  state: CalcomState,
-  clientId: string,
-  headers: IncomingHttpHeaders,
-): AuthFailure | null {
+export function authenticateClient(state: CalcomState, clientId: string, headers: IncomingHttpHeaders): AuthFailure | null {
   const secret = header(headers, "x-cal-secret-key");
   if (!secret) return unauthorized(ONLY_CLIENT_ID);
   const expected = state.clientSecret("managed", clientId);

@@ -9,8 +9,8 @@ import type { FakeCalcom, SeedOptions } from "./types.js";
 
 function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
   const opts: SeedOptions = {};
-  const ttl = body?.["accessTokenTtlMs"];
-  const clientId = body?.["clientId"];
+  const ttl = body?.accessTokenTtlMs;
+  const clientId = body?.clientId;
   if (typeof ttl === "number") opts.accessTokenTtlMs = ttl;
   if (typeof clientId === "string") opts.clientId = clientId;
   return opts;
@@ -18,13 +18,13 @@ function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
 
 /** Applies `{clear?, latencyMs?, next?: {fault, times?}, always?}` in that order; returns an error text or null. */
 function applyFaults(fake: FakeCalcom, body: Record<string, unknown> | undefined): string | null {
-  const next = body?.["next"] as { fault?: unknown; times?: unknown } | undefined;
-  const always = body?.["always"];
-  const latency = body?.["latencyMs"];
+  const next = body?.next as { fault?: unknown; times?: unknown } | undefined;
+  const always = body?.always;
+  const latency = body?.latencyMs;
   if (next !== undefined && !isFault(next?.fault)) return "next.fault is not a known fault";
   if (always !== undefined && always !== null && !isFault(always)) return "always is not a known fault";
   if (latency !== undefined && typeof latency !== "number") return "latencyMs must be a number";
-  if (body?.["clear"] === true) fake.faults.clear();
+  if (body?.clear === true) fake.faults.clear();
   if (typeof latency === "number") fake.faults.latencyMs = latency;
   if (next && isFault(next.fault)) fake.faults.next(next.fault, typeof next.times === "number" ? next.times : 1);
   if (always === null || isFault(always)) fake.faults.always(always);
@@ -51,13 +51,13 @@ export function control(ctx: Ctx, fake: FakeCalcom, method: string, path: string
         fake.resetStats();
         return sendJson(ctx, 200, { ok: true });
       case "POST /__fake/ttl": {
-        const ttl = body?.["accessTokenTtlMs"];
+        const ttl = body?.accessTokenTtlMs;
         if (typeof ttl !== "number") return sendJson(ctx, 400, { error: "accessTokenTtlMs must be a number" });
         fake.setAccessTokenTtlMs(ttl);
         return sendJson(ctx, 200, { ok: true });
       }
       case "POST /__fake/expire-access-token": {
-        const token = body?.["accessToken"];
+        const token = body?.accessToken;
         if (typeof token !== "string") return sendJson(ctx, 400, { error: "accessToken must be a string" });
         fake.expireAccessToken(token);
         return sendJson(ctx, 200, { ok: true });

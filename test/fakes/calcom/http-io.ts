@@ -1,6 +1,6 @@
 /**
  * Request/response plumbing shared by the fake's routes: body parsing and Cal.com's answer shapes
- * (Nest error envelope with X-Request-Id, calcom-api.md §0).
+ * (Nest error envelope with X-Request-Id, docs/calcom-api.md#error-shapes).
  */
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 
@@ -48,13 +48,7 @@ export function parseBody(raw: string, contentType: string | undefined): Body {
   }
 }
 
-export function sendText(
-  ctx: Ctx,
-  status: number,
-  contentType: string,
-  text: string,
-  headers: Record<string, string> = {},
-): void {
+export function sendText(ctx: Ctx, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
   // A hung or dropped request may be answered late (after close()); there is nobody left to answer.
   if (ctx.res.headersSent || ctx.res.destroyed) return;
   ctx.count(status);

@@ -16,12 +16,12 @@ function numberEnv(name: string): number | undefined {
 
 const options: FakeCalcomOptions = {
   port: numberEnv("PORT") ?? 0,
-  clients: [{ id: process.env["CLIENT_ID"] || "fake-client", secret: process.env["CLIENT_SECRET"] || "fake-secret" }],
+  clients: [{ id: process.env.CLIENT_ID || "fake-client", secret: process.env.CLIENT_SECRET || "fake-secret" }],
 };
 const ttlSeconds = numberEnv("ACCESS_TOKEN_TTL_SECONDS");
 if (ttlSeconds !== undefined) options.accessTokenTtlMs = ttlSeconds * 1000;
 // A demo or benchmark hammering the fake from one IP would otherwise hit the 120/min IP bucket.
-if (process.env["RATE_LIMIT"] === "off") options.rateLimit = false;
+if (process.env.RATE_LIMIT === "off") options.rateLimit = false;
 
 const fake = await startFakeCalcom(options);
 process.stdout.write(`${JSON.stringify({ event: "listening", url: fake.url })}\n`);

@@ -1,5 +1,5 @@
 /**
- * Cal.com API v2's CustomThrottlerGuard (calcom-api.md §3): one fixed-window counter per tracker,
+ * Cal.com API v2's CustomThrottlerGuard (docs/calcom-api.md#rate-limits): one fixed-window counter per tracker,
  * block after limit+1, relative-seconds reset header, and no Retry-After.
  */
 import { createHash } from "node:crypto";

@@ -1,6 +1,7 @@
 /**
- * Non-token Cal.com routes the project touches: bearer-protected /v2/me and /v2/calendars (§2, §6)
- * and managed-user creation (§1.1).
+ * Non-token Cal.com routes the project touches: bearer-protected /v2/me and /v2/calendars
+ * (docs/calcom-api.md#resource-endpoints; bearer checks: docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token)
+ * and managed-user creation (docs/calcom-api.md#managed-user-creation).
  */
 import { authenticateBearer, authenticateClient } from "./auth.js";
 import type { Body, Ctx } from "./http-io.js";
@@ -59,7 +60,7 @@ export function createManagedUser(ctx: Ctx, state: CalcomState, clientId: string
   if (body === "invalid") return nestError(ctx, 400, "BadRequestException", "Bad Request Exception");
   const auth = authenticateClient(state, clientId, ctx.req.headers);
   if (auth) return nestError(ctx, auth.status, auth.code, auth.message);
-  const email = body?.["email"];
+  const email = body?.email;
   if (typeof email !== "string" || !email.includes("@")) {
     return nestError(ctx, 400, "BadRequestException", "Bad Request Exception");
   }

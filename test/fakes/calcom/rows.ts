@@ -57,14 +57,7 @@ export const DAY_MS = 86_400_000;
 export const MANAGED_AT_TTL_MS = 60 * MINUTE_MS;
 export const OAUTH2_RT_TTL_MS = 30 * DAY_MS;
 
-export const ROUTE_KEYS = [
-  "managed.refresh",
-  "managed.forceRefresh",
-  "oauth2.token",
-  "me",
-  "calendars",
-  "managed.createUser",
-] as const;
+export const ROUTE_KEYS = ["managed.refresh", "managed.forceRefresh", "oauth2.token", "me", "calendars", "managed.createUser"] as const;
 
 export function emptyStats(): FakeStats {
   const calls: Record<string, number> = {};

@@ -1,27 +1,10 @@
 /**
  * The fake's database: OAuth clients, users and token rows, driven by an injectable clock.
  * Pure (no I/O besides the `onIssue` hook): HTTP concerns live in server.ts / token-routes.ts.
- * Mirrors Cal.com's tables and transactions (calcom-api.md §1, §2, §4).
+ * Mirrors Cal.com's tables and transactions (docs/calcom-api.md#what-the-fake-calcom-models).
  */
-import {
-  MANAGED_AT_TTL_MS,
-  MINUTE_MS,
-  OAUTH2_RT_TTL_MS,
-  emptyStats,
-  newToken,
-  refreshExpiryFor,
-} from "./rows.js";
-import type {
-  BearerCheck,
-  ManagedLookup,
-  ManagedPair,
-  OAuth2Lookup,
-  OAuth2Pair,
-  StateOptions,
-  TokenKind,
-  TokenRow,
-  User,
-} from "./rows.js";
+import { MANAGED_AT_TTL_MS, MINUTE_MS, OAUTH2_RT_TTL_MS, emptyStats, newToken, refreshExpiryFor } from "./rows.js";
+import type { BearerCheck, ManagedLookup, ManagedPair, OAuth2Lookup, OAuth2Pair, StateOptions, TokenKind, TokenRow, User } from "./rows.js";
 import type { FakeStats, ManagedUserSeed, OAuth2GrantSeed, SeedOptions } from "./types.js";
 
 export class CalcomState {
@@ -35,7 +18,10 @@ export class CalcomState {
   private readonly refreshTokens = new Map<string, TokenRow>();
   /** Every refresh token ever issued: lets us tell "rotated away" from "never existed", like decoding a JWT. */
   private readonly issuedRefreshTokens = new Map<string, TokenRow>();
-  /** Redis `act_<token>` cache: token → expiresAt, filled on successful validation (§2 step 1). */
+  /**
+   * Redis `act_<token>` cache: token → expiresAt, filled on successful validation
+   * (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token).
+   */
   private readonly validatedCache = new Map<string, number>();
   private nextUserId = 1001;
 
@@ -91,8 +77,7 @@ export class CalcomState {
     const now = this.now();
     const ttl = user.accessTokenTtlMs ?? this.accessTokenTtlMs;
     // Cal.com floors to the minute; an explicit TTL is exact so tests can use 2-second tokens.
-    const accessTokenExpiresAt =
-      ttl === undefined ? Math.floor((now + MANAGED_AT_TTL_MS) / MINUTE_MS) * MINUTE_MS : now + ttl;
+    const accessTokenExpiresAt = ttl === undefined ? Math.floor((now + MANAGED_AT_TTL_MS) / MINUTE_MS) * MINUTE_MS : now + ttl;
     const accessToken = this.insertAccess("fake_at_", user, accessTokenExpiresAt);
     const refreshTokenExpiresAt = refreshExpiryFor(now);
     const refreshToken = this.insertRefresh("fake_rt_", user, refreshTokenExpiresAt);
@@ -148,7 +133,7 @@ export class CalcomState {
   /** Force refresh: delete ALL tokens of (client, user), even unexpired, then insert a pair. Null = not a member. */
   forceRefresh(clientId: string, userId: number): ManagedPair | null {
     const user = this.users.get(userId);
-    if (!user || user.kind !== "managed" || user.clientId !== clientId) return null;
+    if (user?.kind !== "managed" || user.clientId !== clientId) return null;
     this.deleteTokensOf(user);
     this.stats.forceRefreshes++;
     return this.issueManagedPair(user);
@@ -158,7 +143,7 @@ export class CalcomState {
   lookupOAuth2Refresh(clientId: string, refreshToken: string): OAuth2Lookup {
     const decoded = this.issuedRefreshTokens.get(refreshToken);
     if (!decoded) this.stats.unknownRefreshTokenUses++;
-    if (!decoded || decoded.kind !== "oauth2" || this.now() >= decoded.expiresAt) return { status: "invalid" };
+    if (decoded?.kind !== "oauth2" || this.now() >= decoded.expiresAt) return { status: "invalid" };
     if (decoded.clientId !== clientId) return { status: "mismatch" };
     if (!this.refreshTokens.has(refreshToken)) {
       this.stats.deadRefreshTokenUses++;
@@ -181,7 +166,10 @@ export class CalcomState {
     return this.issueOAuth2Pair(user);
   }
 
-  /** Bearer validation as OAuthFlowService.validateAccessToken + ApiAuthStrategy (§2). */
+  /**
+   * Bearer validation as OAuthFlowService.validateAccessToken + ApiAuthStrategy
+   * (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token).
+   */
   checkBearer(token: string): BearerCheck {
     const now = this.now();
     const cachedUntil = this.validatedCache.get(token);

@@ -1,7 +1,7 @@
 /**
  * The three token endpoints (managed refresh, force-refresh, OAuth 2.0 token) and their faults.
  * Each handler splits into a request-start lookup and a commit that runs after `latencyMs`, so two
- * concurrent refreshes with the same token really race (the loser gets Prisma's 404, §1.3).
+ * concurrent refreshes with the same token really race (the loser gets Prisma's 404, docs/calcom-api.md#races).
  */
 import { authenticateClient } from "./auth.js";
 import { isBeforeCommit } from "./faults.js";
@@ -103,13 +103,13 @@ function managedSuccess(pair: ManagedPair): Committed {
 
 const INVALID_BODY = nestReply(400, "BadRequestException", "Bad Request Exception");
 
-/** POST /v2/oauth/:clientId/refresh — strict rotation, old AT untouched (§1.3). */
+/** POST /v2/oauth/:clientId/refresh — strict rotation, old AT untouched (docs/calcom-api.md#managed-user-refresh). */
 export function managedRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, body: Body): Promise<void> {
   return runTokenEndpoint(ctx, deps, () => {
     if (body === "invalid") return { reply: INVALID_BODY };
     const auth = authenticateClient(deps.state, clientId, ctx.req.headers);
     if (auth) return { reply: nestReply(auth.status, auth.code, auth.message) };
-    const refreshToken = body?.["refreshToken"];
+    const refreshToken = body?.refreshToken;
     if (typeof refreshToken !== "string") return { reply: INVALID_BODY };
     if (deps.state.lookupManagedRefresh(clientId, refreshToken) !== "ok") {
       return { reply: nestReply(400, "BadRequestException", "Invalid refresh token") };
@@ -124,7 +124,10 @@ export function managedRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, body
   });
 }
 
-/** POST /v2/oauth-clients/:clientId/users/:userId/force-refresh — kills every token of the user (§1.4). */
+/**
+ * POST /v2/oauth-clients/:clientId/users/:userId/force-refresh — kills every token of the user
+ * (docs/calcom-api.md#managed-user-force-refresh).
+ */
 export function forceRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, userIdParam: string): Promise<void> {
   return runTokenEndpoint(ctx, deps, () => {
     const auth = authenticateClient(deps.state, clientId, ctx.req.headers);
@@ -135,7 +138,7 @@ export function forceRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, userId
     const userId = Number(userIdParam);
     const notMember = nestReply(404, "NotFoundException", `User with ID ${userId} is not part of this OAuth client.`);
     const user = deps.state.getUser(userId);
-    if (!user || user.kind !== "managed" || user.clientId !== clientId) return { reply: notMember };
+    if (user?.kind !== "managed" || user.clientId !== clientId) return { reply: notMember };
     return {
       commit: () => {
         const pair = deps.state.forceRefresh(clientId, userId);
@@ -151,7 +154,7 @@ const GRANT_ERRORS = {
   revoked: "refresh_token_revoked",
 } as const;
 
-/** POST /v2/auth/oauth2/token — refresh_token grant with raw RFC 6749 bodies (§4). */
+/** POST /v2/auth/oauth2/token — refresh_token grant with raw RFC 6749 bodies (docs/calcom-api.md#oauth2-token-endpoint). */
 export function oauth2Token(ctx: Ctx, deps: TokenDeps, body: Body): Promise<void> {
   return runTokenEndpoint(ctx, deps, () => {
     if (body === "invalid") return { reply: oauthReply(400, "invalid_request", "invalid_body") };

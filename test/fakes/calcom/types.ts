@@ -1,5 +1,5 @@
 /**
- * Public contract of the fake Cal.com API v2 (see /work/shared/design/calcom-api.md §7).
+ * Public contract of the fake Cal.com API v2 (see docs/calcom-api.md#what-the-fake-calcom-models).
  * Other test code depends on these shapes; change them only together with their users.
  */
 
@@ -16,7 +16,7 @@ export interface FakeCalcomOptions {
   oauth2AccessTokenTtlMs?: number;
   /** Injectable clock used for token expiry and the rate limiter. Default Date.now. */
   now?: () => number;
-  /** Override every bucket's limit, or `false` to disable; default is Cal.com's (§3). */
+  /** Override every bucket's limit, or `false` to disable; default is Cal.com's (docs/calcom-api.md#rate-limits). */
   rateLimit?: RateLimitConfig | false;
   /** Cal.com does not check managed refresh-token expiry; turn this on to make it. Default false. */
   enforceRefreshTokenExpiry?: boolean;
@@ -103,13 +103,7 @@ export const FAULTS: readonly Fault[] = [
   "rateLimit",
 ];
 
-export type RouteKey =
-  | "managed.refresh"
-  | "managed.forceRefresh"
-  | "oauth2.token"
-  | "me"
-  | "calendars"
-  | "managed.createUser";
+export type RouteKey = "managed.refresh" | "managed.forceRefresh" | "oauth2.token" | "me" | "calendars" | "managed.createUser";
 
 export interface FakeStats {
   calls: Record<string, number>;

@@ -1,4 +1,4 @@
-import { createCalcomClient, type CalcomClient, type CalcomClientDeps } from "../../../src/calcom/index.js";
+import { createCalcomTokenApi, type HttpCalcomTokenApi, type CalcomTokenApiDeps } from "../../../src/calcom/index.js";
 import type { CalRefreshResult } from "../../../src/core/calcom-result.js";
 import { startFakeCalcom, type FakeCalcom, type Fault } from "../../fakes/calcom/index.js";
 import { recordForSecretScan, testLogger } from "../../support/log-sink.js";
@@ -7,11 +7,14 @@ const NOW = 1_750_000_000_000;
 const tokensFile = process.env.TEST_ISSUED_TOKENS_FILE;
 /** Lets the suite-wide leak scan know every token the fake issued. */
 const scanOpts = tokensFile ? { issuedTokensFile: tokensFile } : {};
-const clients: CalcomClient[] = [];
+const clients: HttpCalcomTokenApi[] = [];
 
-function makeClient(url: string, over: Partial<CalcomClientDeps> = {}): { client: CalcomClient; lines: () => Record<string, unknown>[] } {
+function makeClient(
+  url: string,
+  over: Partial<CalcomTokenApiDeps> = {},
+): { client: HttpCalcomTokenApi; lines: () => Record<string, unknown>[] } {
   const { logger, lines } = testLogger();
-  const client = createCalcomClient({
+  const client = createCalcomTokenApi({
     baseUrl: url,
     clientId: "fake-client",
     clientSecret: "fake-secret",
@@ -33,7 +36,7 @@ async function run(p: Promise<CalRefreshResult>): Promise<CalRefreshResult> {
 }
 
 let fake: FakeCalcom;
-let client: CalcomClient;
+let client: HttpCalcomTokenApi;
 let lines: () => Record<string, unknown>[];
 
 beforeEach(async () => {
@@ -88,8 +91,8 @@ describe("managed users", () => {
     const r = await run(client.refreshManaged(user.refreshToken));
     const line = lines().at(-1);
     expect(line).toMatchObject({ component: "tokenService", op: "managed.refresh", kind: "refreshed", status: 200 });
-    expect(typeof line?.["durationMs"]).toBe("number");
-    expect(String(line?.["msg"])).toMatch(/^\[TOKEN_SERVICE\] /);
+    expect(typeof line?.durationMs).toBe("number");
+    expect(String(line?.msg)).toMatch(/^\[TOKEN_SERVICE\] /);
     const all = JSON.stringify(lines());
     if (r.kind === "refreshed") expect(all).not.toContain(r.pair.refreshToken);
     expect(all).not.toContain(user.refreshToken);

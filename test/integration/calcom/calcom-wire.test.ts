@@ -1,13 +1,13 @@
 /** What goes over the wire, seen by a plain capturing server (no fake Cal.com logic in the way). */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createCalcomClient, type CalcomClient, type CalcomClientDeps } from "../../../src/calcom/index.js";
+import { createCalcomTokenApi, type HttpCalcomTokenApi, type CalcomTokenApiDeps } from "../../../src/calcom/index.js";
 import type { CalRefreshResult } from "../../../src/core/calcom-result.js";
 import { recordForSecretScan, testLogger } from "../../support/log-sink.js";
 
-const clients: CalcomClient[] = [];
-function makeClient(url: string, over: Partial<CalcomClientDeps> = {}): { client: CalcomClient } {
-  const client = createCalcomClient({
+const clients: HttpCalcomTokenApi[] = [];
+function makeClient(url: string, over: Partial<CalcomTokenApiDeps> = {}): { client: HttpCalcomTokenApi } {
+  const client = createCalcomTokenApi({
     baseUrl: url,
     clientId: "fake-client",
     clientSecret: "fake-secret",
@@ -54,13 +54,15 @@ describe("wire details (a capturing server)", () => {
 
   it("sends both platform headers, JSON {refreshToken}, no Origin; trailing slash in baseUrl is fine", async () => {
     reply = (res) =>
-      res.writeHead(400, { "content-type": "application/json" }).end('{"status":"error","error":{"code":"BadRequestException","message":"Invalid refresh token"}}');
+      res
+        .writeHead(400, { "content-type": "application/json" })
+        .end('{"status":"error","error":{"code":"BadRequestException","message":"Invalid refresh token"}}');
     const c = makeClient(url()).client;
     expect(await run(c.refreshManaged("rt-abc"))).toMatchObject({ kind: "rejected", status: 400, code: "BadRequestException" });
     const req = seen[0]!;
     expect(req).toMatchObject({ method: "POST", url: "/v2/oauth/fake-client/refresh" });
     expect(req.headers).toMatchObject({ "x-cal-secret-key": "fake-secret", "x-cal-client-id": "fake-client" });
-    expect(req.headers["origin"]).toBeUndefined();
+    expect(req.headers.origin).toBeUndefined();
     expect(req.headers["content-type"]).toMatch(/^application\/json/);
     expect(JSON.parse(req.body)).toEqual({ refreshToken: "rt-abc" });
   });
@@ -87,7 +89,8 @@ describe("wire details (a capturing server)", () => {
   });
 
   it("a proxy page echoing the refresh token is scrubbed from the message", async () => {
-    reply = (res) => res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"X","message":"no rt-echo-123 here"}}');
+    reply = (res) =>
+      res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"X","message":"no rt-echo-123 here"}}');
     const c = makeClient(url()).client;
     const r = await run(c.refreshManaged("rt-echo-123"));
     expect(r).toMatchObject({ kind: "rejected", message: "Cal.com 404: X: no [REDACTED] here" });
@@ -101,7 +104,11 @@ describe("wire details (a capturing server)", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     await new Promise<void>((r) => old.close(() => r()));
     const c = makeClient(dead).client;
-    expect(await run(c.refreshManaged("rt-abc"))).toMatchObject({ kind: "transient", reason: "network", status: null, mayHaveRotated: false });
+    expect(await run(c.refreshManaged("rt-abc"))).toMatchObject({
+      kind: "transient",
+      reason: "network",
+      status: null,
+      mayHaveRotated: false,
+    });
   });
 });
-

@@ -20,7 +20,10 @@ afterAll(async () => {
 
 function run(args: string[], env: Record<string, string>, stdin = ""): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { env: { PATH: process.env.PATH ?? "", ...env }, stdio: "pipe" });
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", ...env },
+      stdio: "pipe",
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -55,7 +58,12 @@ it("status: 0 with the table, 1 for an unknown user, 2 for bad input or config",
 it("import from stdin through the process", async () => {
   const g = h.fake.createManagedUser();
   const userUlid = ulid();
-  const rec = JSON.stringify({ userUlid, accessToken: g.accessToken, refreshToken: g.refreshToken, accessTokenExpiresAt: g.accessTokenExpiresAt });
+  const rec = JSON.stringify({
+    userUlid,
+    accessToken: g.accessToken,
+    refreshToken: g.refreshToken,
+    accessTokenExpiresAt: g.accessTokenExpiresAt,
+  });
   const res = await run(["import", "-"], h.env(), `${rec}\n{"userUlid": 1}\n`);
   expect(res.code).toBe(1);
   expect(res.out).toContain(`line 1: imported ${userUlid}`);

@@ -5,7 +5,7 @@
 import { ulid } from "ulid";
 import { captureIo } from "../../../src/cli/io.js";
 import { runCli } from "../../../src/cli/program.js";
-import { findStalePage, swapEnvelopes } from "../../../src/cli/rotate-sql.js";
+import { findRowsOnOtherKeys, writeReencryptedEnvelopes } from "../../../src/store/key-rotation.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { recordForSecretScan } from "../../support/log-sink.js";
 import { uniquePrefix } from "../../support/worker-harness.js";
@@ -31,7 +31,11 @@ async function cli(args: string[], keys: string, stdin?: string) {
   return res;
 }
 
-const envelopes = () => h.db.calToken.findMany({ select: { userUlid: true, accessTokenEnc: true, refreshTokenEnc: true, version: true }, orderBy: { userUlid: "asc" } });
+const envelopes = () =>
+  h.db.calToken.findMany({
+    select: { userUlid: true, accessTokenEnc: true, refreshTokenEnc: true, version: true },
+    orderBy: { userUlid: "asc" },
+  });
 
 it("re-encrypts every row with the active key, skipping leased rows until they are free", async () => {
   const users = Array.from({ length: 5 }, () => {
@@ -39,7 +43,14 @@ it("re-encrypts every row with the active key, skipping leased rows until they a
     secrets.push(u.accessToken, u.refreshToken);
     return { userUlid: ulid(), ...u };
   });
-  const lines = users.map((u) => JSON.stringify({ userUlid: u.userUlid, accessToken: u.accessToken, refreshToken: u.refreshToken, accessTokenExpiresAt: u.accessTokenExpiresAt }));
+  const lines = users.map((u) =>
+    JSON.stringify({
+      userUlid: u.userUlid,
+      accessToken: u.accessToken,
+      refreshToken: u.refreshToken,
+      accessTokenExpiresAt: u.accessTokenExpiresAt,
+    }),
+  );
   expect((await cli(["import", "-"], KEY_A, lines.join("\n"))).code).toBe(0);
   const before = await envelopes();
   expect(before.every((r) => r.accessTokenEnc.startsWith("v1.A.") && r.refreshTokenEnc.startsWith("v1.A."))).toBe(true);
@@ -83,12 +94,12 @@ it("a row no configured key can decrypt is reported and fails the run", async ()
 });
 
 it("the swap is a compare-and-swap: a row rewritten since it was read is left alone", async () => {
-  const [row] = await findStalePage(h.db, { prefix: "v1.Z.", after: "", limit: 1, now: new Date() });
+  const [row] = await findRowsOnOtherKeys(h.db, { prefix: "v1.Z.", after: "", limit: 1, now: new Date() });
   expect(row).toBeDefined();
   await h.db.calToken.update({ where: { userUlid: row!.userUlid }, data: { version: { increment: 1 } } });
-  expect(await swapEnvelopes(h.db, { row: row!, accessEnc: "v1.Z.x", refreshEnc: "v1.Z.y", now: new Date() })).toBe(false);
-  const fresh = (await findStalePage(h.db, { prefix: "v1.Z.", after: "", limit: 1, now: new Date() }))[0]!;
+  expect(await writeReencryptedEnvelopes(h.db, { row: row!, accessEnc: "v1.Z.x", refreshEnc: "v1.Z.y", now: new Date() })).toBe(false);
+  const fresh = (await findRowsOnOtherKeys(h.db, { prefix: "v1.Z.", after: "", limit: 1, now: new Date() }))[0]!;
   await h.db.calToken.update({ where: { userUlid: fresh.userUlid }, data: { leaseOwner: "w", leaseUntil: new Date(Date.now() + 60_000) } });
-  expect(await swapEnvelopes(h.db, { row: fresh, accessEnc: "v1.Z.x", refreshEnc: "v1.Z.y", now: new Date() })).toBe(false);
+  expect(await writeReencryptedEnvelopes(h.db, { row: fresh, accessEnc: "v1.Z.x", refreshEnc: "v1.Z.y", now: new Date() })).toBe(false);
   expect((await h.db.calToken.findUniqueOrThrow({ where: { userUlid: fresh.userUlid } })).accessTokenEnc.startsWith("v1.B.")).toBe(true);
 });

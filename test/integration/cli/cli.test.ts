@@ -8,7 +8,7 @@ import path from "node:path";
 import { ulid } from "ulid";
 import { captureIo } from "../../../src/cli/io.js";
 import { runCli } from "../../../src/cli/program.js";
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { recordForSecretScan } from "../../support/log-sink.js";
 import { startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
@@ -45,7 +45,14 @@ function record(opts: { ttlMs?: number; iso?: boolean; userUlid?: string } = {})
   secrets.push(u.accessToken, u.refreshToken);
   const userUlid = opts.userUlid ?? ulid();
   const expiry = opts.iso ? new Date(u.accessTokenExpiresAt).toISOString() : u.accessTokenExpiresAt;
-  const line = JSON.stringify({ userUlid, accessToken: u.accessToken, refreshToken: u.refreshToken, accessTokenExpiresAt: expiry, refreshTokenExpiresAt: u.refreshTokenExpiresAt, calUserId: u.calUserId });
+  const line = JSON.stringify({
+    userUlid,
+    accessToken: u.accessToken,
+    refreshToken: u.refreshToken,
+    accessTokenExpiresAt: expiry,
+    refreshTokenExpiresAt: u.refreshTokenExpiresAt,
+    calUserId: u.calUserId,
+  });
   return { userUlid, line, ...u };
 }
 
@@ -118,7 +125,9 @@ describe("status and list", () => {
     expect(rows.every((r) => r.status === "ACTIVE")).toBe(true);
     expect(JSON.stringify(rows)).not.toMatch(/Enc|v1\./);
     const page1 = JSON.parse((await cli(["list", "--limit", "2", "--json"])).out) as { rows: { userUlid: string }[]; next: string };
-    const page2 = JSON.parse((await cli(["list", "--limit", "2", "--json", "--after", page1.next])).out) as { rows: { userUlid: string }[] };
+    const page2 = JSON.parse((await cli(["list", "--limit", "2", "--json", "--after", page1.next])).out) as {
+      rows: { userUlid: string }[];
+    };
     expect(page2.rows[0]!.userUlid > page1.next).toBe(true);
     expect((await cli(["list"])).out).toMatch(/^ULID\s+KIND\s+STATUS/);
   });

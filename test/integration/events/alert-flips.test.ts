@@ -10,7 +10,8 @@ import { createTokenStore } from "../../../src/store/token-store.js";
 import { testLogger } from "../../support/log-sink.js";
 
 // The transactional outbox on real Postgres: each alert-state flip writes exactly one event in the
-// same statement, so a status flips once per streak and flips back on recovery (invariant 7).
+// same statement, so a status flips once per streak and flips back on recovery
+// (docs/architecture.md#invariant-7-every-outcome-is-recorded).
 
 const NOW = new Date("2030-06-01T12:00:00.000Z");
 const later = (ms: number) => new Date(NOW.getTime() + ms);
@@ -37,7 +38,11 @@ async function seeded(): Promise<{ id: string; accessToken: string; refreshToken
   const accessToken = `at_${randomBytes(16).toString("hex")}`;
   const refreshToken = `rt_${randomBytes(16).toString("hex")}`;
   await tokens.save({
-    userUlid: id, kind: "managed", calUserId: 7, now: NOW, nextRefreshAt: later(50 * 60_000),
+    userUlid: id,
+    kind: "managed",
+    calUserId: 7,
+    now: NOW,
+    nextRefreshAt: later(50 * 60_000),
     pair: { accessToken, refreshToken, accessTokenExpiresAt: later(60 * 60_000), refreshTokenExpiresAt: null },
   });
   return { id, accessToken, refreshToken };
@@ -50,7 +55,12 @@ async function eventsOf(userUlid: string): Promise<{ id: string; type: string; p
 
 /** Affected: the access token expires in 2 minutes. */
 const failing = (userUlid: string, now = NOW) => ({
-  userUlid, kind: "managed" as const, code: "calcom.transient", accessTokenExpiresAt: later(2 * 60_000), firstFailureAt: now, now,
+  userUlid,
+  kind: "managed" as const,
+  code: "calcom.transient",
+  accessTokenExpiresAt: later(2 * 60_000),
+  firstFailureAt: now,
+  now,
 });
 
 describe("alert flips (outbox)", () => {
@@ -70,7 +80,10 @@ describe("alert flips (outbox)", () => {
     expect(await events.alertState(u.id)).toBe("FAILING");
     expect(kicks - before).toBe(1);
     expect(rows[0]!.payload).toEqual({
-      id: rows[0]!.id, type: "token.refresh_failing", userUlid: u.id, occurredAt: NOW.toISOString(),
+      id: rows[0]!.id,
+      type: "token.refresh_failing",
+      userUlid: u.id,
+      occurredAt: NOW.toISOString(),
       data: { kind: "managed", errorCode: "calcom.transient", accessTokenExpiresAt: later(2 * 60_000).toISOString() },
     });
     const row = await events.get(rows[0]!.id);

@@ -86,7 +86,7 @@ describe("event relay", () => {
     const jobs = (await queue.getJobs(["waiting", "delayed", "prioritized"])).filter((j) => ids.includes(j.id ?? ""));
     expect(jobs.map((j) => j.id).sort()).toEqual(ids);
     for (const j of jobs) {
-      // Only the id travels through Redis (invariant 6); the event body stays in Postgres.
+      // Only the id travels through Redis (docs/architecture.md#invariant-6-no-secret-leaves-the-row); the event body stays in Postgres.
       expect(j.data).toEqual({ eventId: j.id });
       expect(j.opts).toMatchObject({ attempts: 12, backoff: { type: "exponential", delay: 2000 } });
     }
@@ -126,13 +126,29 @@ describe("end to end: flip → outbox → queue → signed webhook", () => {
     const b = await h.seedOAuth2();
     const now = new Date();
     // a: failing (token expires in 2 min) then recovered; b: reconnect then recovered.
-    await sink.refreshFailing({ userUlid: a.userUlid, kind: "managed", code: "calcom.transient", accessTokenExpiresAt: await expiresAt(a), firstFailureAt: now, now });
-    await sink.refreshFailing({ userUlid: a.userUlid, kind: "managed", code: "calcom.transient", accessTokenExpiresAt: await expiresAt(a), firstFailureAt: now, now });
+    await sink.refreshFailing({
+      userUlid: a.userUlid,
+      kind: "managed",
+      code: "calcom.transient",
+      accessTokenExpiresAt: await expiresAt(a),
+      firstFailureAt: now,
+      now,
+    });
+    await sink.refreshFailing({
+      userUlid: a.userUlid,
+      kind: "managed",
+      code: "calcom.transient",
+      accessTokenExpiresAt: await expiresAt(a),
+      firstFailureAt: now,
+      now,
+    });
     await sink.reconnectRequired({ userUlid: b.userUlid, kind: "oauth2", code: "calcom.invalid_grant", now });
     await sink.recovered({ userUlid: a.userUlid, kind: "managed", now: new Date() });
     await sink.recovered({ userUlid: b.userUlid, kind: "oauth2", now: new Date() });
 
-    const mineIds = new Set((await h.db.calTokenEvent.findMany({ where: { userUlid: { in: [a.userUlid, b.userUlid] } } })).map((e) => e.id));
+    const mineIds = new Set(
+      (await h.db.calTokenEvent.findMany({ where: { userUlid: { in: [a.userUlid, b.userUlid] } } })).map((e) => e.id),
+    );
     expect(mineIds.size).toBe(4);
     // Backoff is 2 s then 4 s, so even one event failing twice lands within ~6 s.
     await waitFor(() => receiver.uniqueEvents().filter((e) => mineIds.has(e.id)).length === 4);
@@ -141,7 +157,11 @@ describe("end to end: flip → outbox → queue → signed webhook", () => {
     expect(mine.every((r) => r.verified)).toBe(true);
     const unique = receiver.uniqueEvents().filter((e) => mineIds.has(e.id));
     expect(unique.map((e) => e.id).sort()).toEqual([...mineIds].sort());
-    const byUser = (u: string) => unique.filter((e) => e.userUlid === u).map((e) => e.type).sort();
+    const byUser = (u: string) =>
+      unique
+        .filter((e) => e.userUlid === u)
+        .map((e) => e.type)
+        .sort();
     expect(byUser(a.userUlid)).toEqual(["token.recovered", "token.refresh_failing"]);
     expect(byUser(b.userUlid)).toEqual(["token.reconnect_required", "token.recovered"]);
     // The two injected 500s were retried by BullMQ, not lost.

@@ -9,8 +9,11 @@ import { startWebhookReceiver } from "../../fakes/webhook-receiver.js";
 
 const SECRET = "whsec_client_test_secret_0123456789";
 const EVENT: TokenEvent = {
-  id: "01J9Z8Y7X6W5V4T3S2R1Q0P9N8", type: "token.reconnect_required", userUlid: "01J9Z8Y7X6W5V4T3S2R1Q0P9AA",
-  occurredAt: "2030-01-01T00:00:00.000Z", data: { kind: "oauth2", errorCode: "calcom.invalid_grant" },
+  id: "01J9Z8Y7X6W5V4T3S2R1Q0P9N8",
+  type: "token.reconnect_required",
+  userUlid: "01J9Z8Y7X6W5V4T3S2R1Q0P9AA",
+  occurredAt: "2030-01-01T00:00:00.000Z",
+  data: { kind: "oauth2", errorCode: "calcom.invalid_grant" },
 };
 
 /** A server that records requests and answers with `status` after `delayMs`. */
@@ -99,7 +102,11 @@ describe("deliverWebhook", () => {
       await expect(deliverWebhook(EVENT, target)).rejects.toThrow("webhook responded 500");
       await deliverWebhook(EVENT, target);
       await deliverWebhook(EVENT, target);
-      expect(r.received.map((x) => [x.attempt, x.accepted, x.verified])).toEqual([[1, false, true], [2, true, true], [3, true, true]]);
+      expect(r.received.map((x) => [x.attempt, x.accepted, x.verified])).toEqual([
+        [1, false, true],
+        [2, true, true],
+        [3, true, true],
+      ]);
       expect(r.uniqueEvents()).toHaveLength(1);
       await expect(deliverWebhook(EVENT, { ...target, secret: "not-the-receivers-secret" })).rejects.toThrow("webhook responded 401");
       expect(r.received.at(-1)?.verified).toBe(false);

@@ -1,6 +1,6 @@
 /**
  * The web process's HTTP surface against a real Redis: probes, metrics, and Bull Board behind basic
- * auth, with job data redacted by the board's formatters (invariant 6).
+ * auth, with job data redacted by the board's formatters (docs/architecture.md#invariant-6-no-secret-leaves-the-row).
  */
 import { randomBytes } from "node:crypto";
 import { jest } from "@jest/globals";

@@ -21,7 +21,14 @@ describe("handleCalApiResponse", () => {
     const first = await me(u.accessToken);
     expect(first.status).toBe(498);
     const used: string[] = [];
-    const res = await h.client.handleCalApiResponse(first, (t) => (used.push(t), me(t)), u.userUlid);
+    const res = await h.client.handleCalApiResponse(
+      first,
+      (t) => {
+        used.push(t);
+        return me(t);
+      },
+      u.userUlid,
+    );
     expect(res.status).toBe(200);
     expect(used).toHaveLength(1);
     expect(used[0]).not.toBe(u.accessToken);
@@ -39,7 +46,9 @@ describe("handleCalApiResponse", () => {
       first,
       async () => {
         replays += 1;
-        return new Response('{"status":"error","error":{"code":"TokenExpiredException","message":"ACCESS_TOKEN_IS_EXPIRED"}}', { status: 498 });
+        return new Response('{"status":"error","error":{"code":"TokenExpiredException","message":"ACCESS_TOKEN_IS_EXPIRED"}}', {
+          status: 498,
+        });
       },
       u.userUlid,
     );
@@ -70,7 +79,15 @@ describe("handleCalApiResponse", () => {
     h.fake.resetStats();
     const used: string[] = [];
     const stale = new Response("{}", { status: 498 });
-    const res = await h.client.handleCalApiResponse(stale, (t) => (used.push(t), me(t)), u.userUlid, { accessToken: u.accessToken });
+    const res = await h.client.handleCalApiResponse(
+      stale,
+      (t) => {
+        used.push(t);
+        return me(t);
+      },
+      u.userUlid,
+      { accessToken: u.accessToken },
+    );
     expect(res.status).toBe(200);
     expect(used).toEqual([moved.tokenInfo!.accessToken]);
     expect(h.fake.stats().refreshes).toBe(0);
@@ -92,7 +109,9 @@ describe("handleCalApiResponse", () => {
     h.fake.expireAccessToken(u.accessToken);
     h.fake.faults.latencyMs = 100;
     const results = await Promise.all(
-      Array.from({ length: 30 }, async () => h.client.handleCalApiResponse(await me(u.accessToken), me, u.userUlid, { accessToken: u.accessToken })),
+      Array.from({ length: 30 }, async () =>
+        h.client.handleCalApiResponse(await me(u.accessToken), me, u.userUlid, { accessToken: u.accessToken }),
+      ),
     );
     expect(results.map((r) => r.status)).toEqual(Array(30).fill(200));
     expect(h.fake.stats().refreshes).toBe(1);
@@ -113,7 +132,14 @@ describe("handleCalApiResponse", () => {
     await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1000) } });
     const original = new Response("{}", { status: 498 });
     let replays = 0;
-    const res = await h.client.handleCalApiResponse(original, async (t) => (replays++, me(t)), u.userUlid);
+    const res = await h.client.handleCalApiResponse(
+      original,
+      async (t) => {
+        replays++;
+        return me(t);
+      },
+      u.userUlid,
+    );
     expect(res).toBe(original);
     expect(replays).toBe(0);
   });

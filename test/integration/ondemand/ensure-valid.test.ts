@@ -23,7 +23,11 @@ describe("ensureValidCalToken", () => {
   it("returns a fresh token without calling Cal.com", async () => {
     const u = await h.seedManaged();
     const res = await h.client.ensureValidCalToken(u.userUlid);
-    expect(res).toMatchObject({ success: true, refreshed: false, tokenInfo: { userUlid: u.userUlid, accessToken: u.accessToken, status: "ACTIVE" } });
+    expect(res).toMatchObject({
+      success: true,
+      refreshed: false,
+      tokenInfo: { userUlid: u.userUlid, accessToken: u.accessToken, status: "ACTIVE" },
+    });
     expect(tokenEndpointCalls(h.fake)).toBe(0);
     expect(await auditOutcomes(u.userUlid)).toEqual([]);
   });
@@ -108,7 +112,8 @@ describe("ensureValidCalToken", () => {
   it("a token encrypted for one user does not decrypt as another's", async () => {
     const a = await h.seedManaged();
     const b = await h.seedManaged();
-    await h.db.$executeRaw`UPDATE cal_token SET access_token_enc = (SELECT access_token_enc FROM cal_token WHERE user_ulid = ${a.userUlid}) WHERE user_ulid = ${b.userUlid}`;
+    await h.db
+      .$executeRaw`UPDATE cal_token SET access_token_enc = (SELECT access_token_enc FROM cal_token WHERE user_ulid = ${a.userUlid}) WHERE user_ulid = ${b.userUlid}`;
     const res = await h.client.ensureValidCalToken(b.userUlid);
     expect(res).toMatchObject({ success: false, error: { code: "token.decrypt_failed" } });
   });
@@ -136,7 +141,14 @@ describe("saveCalTokens and getCalTokenStatus", () => {
   it("reports status without secrets", async () => {
     const u = await h.seedManaged();
     const status = await h.client.getCalTokenStatus(u.userUlid);
-    expect(status).toMatchObject({ userUlid: u.userUlid, kind: "managed", status: "ACTIVE", calUserId: u.calUserId, failureCount: 0, refreshInProgress: false });
+    expect(status).toMatchObject({
+      userUlid: u.userUlid,
+      kind: "managed",
+      status: "ACTIVE",
+      calUserId: u.calUserId,
+      failureCount: 0,
+      refreshInProgress: false,
+    });
     const text = JSON.stringify(status);
     expect(text).not.toContain(u.accessToken);
     expect(text).not.toContain(u.refreshToken);
@@ -148,7 +160,13 @@ describe("saveCalTokens and getCalTokenStatus", () => {
     const u = await h.seedOAuth2();
     await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { status: "RECONNECT_REQUIRED", failureCount: 3 } });
     const g = h.fake.createOAuth2Grant();
-    await h.client.saveCalTokens({ userUlid: u.userUlid, accessToken: g.accessToken, refreshToken: g.refreshToken, accessTokenExpiresAt: new Date(g.accessTokenExpiresAt), kind: "oauth2" });
+    await h.client.saveCalTokens({
+      userUlid: u.userUlid,
+      accessToken: g.accessToken,
+      refreshToken: g.refreshToken,
+      accessTokenExpiresAt: new Date(g.accessTokenExpiresAt),
+      kind: "oauth2",
+    });
     const status = await h.client.getCalTokenStatus(u.userUlid);
     expect(status).toMatchObject({ status: "ACTIVE", failureCount: 0, version: 2 });
     const res = await h.client.ensureValidCalToken(u.userUlid);

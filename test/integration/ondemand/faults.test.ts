@@ -66,7 +66,12 @@ describe("a failing refresh while the current token is still valid", () => {
     h.fake.faults.next("status503");
     const res = await h.client.ensureValidCalToken(u.userUlid);
     recordForSecretScan({ error: res.error });
-    expect(res).toMatchObject({ success: true, refreshed: false, tokenInfo: { accessToken: u.accessToken }, error: { code: "calcom.transient" } });
+    expect(res).toMatchObject({
+      success: true,
+      refreshed: false,
+      tokenInfo: { accessToken: u.accessToken },
+      error: { code: "calcom.transient" },
+    });
   });
 
   it("the next attempt succeeds once Cal.com recovers", async () => {

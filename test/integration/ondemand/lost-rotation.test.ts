@@ -49,7 +49,11 @@ describe("a refresh response lost after Cal.com rotated", () => {
     await h.client.ensureValidCalToken(u.userUlid);
     const second = await h.client.ensureValidCalToken(u.userUlid);
     recordForSecretScan(second);
-    expect(second).toEqual({ success: false, refreshed: false, error: expect.objectContaining({ code: "token.reconnect_required", retryable: false }) });
+    expect(second).toEqual({
+      success: false,
+      refreshed: false,
+      error: expect.objectContaining({ code: "token.reconnect_required", retryable: false }),
+    });
     const callsSoFar = tokenEndpointCalls(h.fake);
     expect(callsSoFar).toBe(2);
     const third = await h.client.ensureValidCalToken(u.userUlid, true);

@@ -55,7 +55,7 @@ describe("database outage mid-refresh", () => {
     expect(row.version).toBe(2);
     // The outage really hit the write: at least one failed attempt was logged before it landed.
     expect(h.logs().some((l) => l.userUlid === u.userUlid && String(l.msg).includes("rotated pair not written yet"))).toBe(true);
-    expect(client.refresher.pending.size()).toBe(0);
+    expect(client.refresher.heldPairs.size()).toBe(0);
     const status = await h.client.ensureValidCalToken(u.userUlid);
     expect(status.tokenInfo?.accessToken).toBe(res.tokenInfo?.accessToken);
     expect(h.fake.isAccessTokenValid(res.tokenInfo!.accessToken)).toBe(true);
@@ -70,7 +70,7 @@ describe("database outage mid-refresh", () => {
     proxy.cut();
     const res = await pending; // all write retries fail (~3 s of backoff) while the proxy is down
     expect(res).toMatchObject({ success: true, refreshed: true });
-    expect(client.refresher.pending.size()).toBe(1);
+    expect(client.refresher.heldPairs.size()).toBe(1);
     // While the database is down the request path still gets the new token from memory.
     const during = await client.ensureValidCalToken(u.userUlid);
     expect(during).toMatchObject({ success: true, tokenInfo: { accessToken: res.tokenInfo!.accessToken } });
@@ -82,8 +82,8 @@ describe("database outage mid-refresh", () => {
     // token the row still holds: the held pair is written first and served.
     const back = await client.ensureValidCalToken(u.userUlid);
     expect(back).toMatchObject({ success: true, tokenInfo: { accessToken: res.tokenInfo!.accessToken } });
-    for (let i = 0; i < 50 && client.refresher.pending.size() > 0; i++) await sleep(200);
-    expect(client.refresher.pending.size()).toBe(0);
+    for (let i = 0; i < 50 && client.refresher.heldPairs.size() > 0; i++) await sleep(200);
+    expect(client.refresher.heldPairs.size()).toBe(0);
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
     expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
     const after = await h.client.ensureValidCalToken(u.userUlid);

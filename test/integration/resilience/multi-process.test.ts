@@ -1,7 +1,8 @@
 /**
- * Invariant 1 across OS processes: 100 concurrent ensureValidCalToken calls for one expired user,
- * spread over 3 processes (each with its own pool and in-process single flight), cause exactly one
- * refresh at Cal.com, and every caller gets the same new token.
+ * Single flight across OS processes (docs/architecture.md#invariant-1-single-flight): 100 concurrent
+ * ensureValidCalToken calls for one expired user, spread over 3 processes (each with its own pool and
+ * in-process single flight), cause exactly one refresh at Cal.com, and every caller gets the same
+ * new token.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -39,7 +40,7 @@ function startChild(userUlid: string, count: number) {
   const waiters: (() => void)[] = [];
   out.on("line", (l) => {
     lines.push(l);
-    waiters.splice(0).forEach((w) => w());
+    for (const w of waiters.splice(0)) w();
   });
   const nextLine = async (): Promise<string> => {
     const deadline = Date.now() + 60_000;

@@ -25,7 +25,14 @@ it("prunes audit rows and delivered events past the cutoff, and nothing else", a
       { userUlid: u.userUlid, outcome: "REFRESHED" as const, trigger: "worker", createdAt: recent },
     ],
   });
-  const ev = (relayedAt: Date | null, createdAt: Date) => ({ id: ulid(), userUlid: u.userUlid, type: "token.recovered", payload: {}, createdAt, relayedAt });
+  const ev = (relayedAt: Date | null, createdAt: Date) => ({
+    id: ulid(),
+    userUlid: u.userUlid,
+    type: "token.recovered",
+    payload: {},
+    createdAt,
+    relayedAt,
+  });
   const keptUnrelayed = ev(null, old);
   await h.db.calTokenEvent.createMany({ data: [ev(old, old), ev(old, old), keptUnrelayed, ev(recent, recent)] });
 
@@ -33,8 +40,10 @@ it("prunes audit rows and delivered events past the cutoff, and nothing else", a
   expect(res).toEqual({ audit: 7, events: 2 });
   expect(await h.db.calTokenAudit.count({ where: { userUlid: u.userUlid } })).toBe(1);
   const left = await h.db.calTokenEvent.findMany({ where: { userUlid: u.userUlid } });
-  expect(left.map((e) => e.id).sort()).toEqual([keptUnrelayed.id, expect.any(String)].sort());
+  // Kept: the undelivered old event and the recent delivered one; the two old delivered ones are gone.
+  expect(left).toHaveLength(2);
   expect(left.some((e) => e.id === keptUnrelayed.id)).toBe(true);
+  expect(left.filter((e) => e.id !== keptUnrelayed.id).map((e) => e.createdAt.getTime())).toEqual([recent.getTime()]);
 });
 
 it("reports users by status, overdue refreshes and recent outcomes, and /metrics renders them", async () => {

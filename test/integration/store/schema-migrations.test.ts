@@ -34,7 +34,10 @@ it.each([
 });
 
 it("records every migration like prisma migrate deploy, and re-applying is a no-op", async () => {
-  const names = readdirSync(MIGRATIONS_DIR, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const names = readdirSync(MIGRATIONS_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const client = new pg.Client({ connectionString: testDatabaseUrl() });
   await client.connect();
   try {

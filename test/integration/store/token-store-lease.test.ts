@@ -6,7 +6,7 @@ import { createPrisma, type PrismaClient } from "../../../src/store/prisma.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 
-// The coordination half of the store (architecture §3 invariants 1 and 2): the row lease, the
+// The coordination half of the store (invariants 1 and 2, docs/architecture.md#invariants): the row lease, the
 // version compare-and-swap, damped failure counting and RECONNECT_REQUIRED, on real Postgres.
 
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -45,8 +45,15 @@ async function rowText(userUlid: string): Promise<string> {
 }
 
 const failure = (id: string, now: Date, over: Partial<Parameters<TokenStore["recordFailure"]>[0]> = {}) => ({
-  userUlid: id, expectedVersion: 1, owner: "worker-a", code: "calcom.transient", rotationUncertain: false,
-  nextRefreshAt: new Date(now.getTime() + 30_000), failureWindowMs: WINDOW_MS, now, ...over,
+  userUlid: id,
+  expectedVersion: 1,
+  owner: "worker-a",
+  code: "calcom.transient",
+  rotationUncertain: false,
+  nextRefreshAt: new Date(now.getTime() + 30_000),
+  failureWindowMs: WINDOW_MS,
+  now,
+  ...over,
 });
 
 describe("TokenStore: lease", () => {
@@ -55,7 +62,13 @@ describe("TokenStore: lease", () => {
     const a = await store.acquireLease(id, "worker-a", at(30), T0);
     expect(a.kind).toBe("acquired");
     if (a.kind !== "acquired") return;
-    expect(a.token).toMatchObject({ accessToken: p.accessToken, refreshToken: p.refreshToken, leaseOwner: "worker-a", leaseUntil: at(30), version: 1 });
+    expect(a.token).toMatchObject({
+      accessToken: p.accessToken,
+      refreshToken: p.refreshToken,
+      leaseOwner: "worker-a",
+      leaseUntil: at(30),
+      version: 1,
+    });
 
     const b = await store.acquireLease(id, "worker-b", at(40), at(10));
     expect(b).toEqual({ kind: "held", meta: expect.objectContaining({ leaseOwner: "worker-a", leaseUntil: at(30) }) });
@@ -102,7 +115,14 @@ describe("TokenStore: saveRotated (compare-and-swap)", () => {
     const { id } = await seeded();
     await store.acquireLease(id, "worker-a", at(30), T0);
     const before = await rowText(id);
-    const res = await store.saveRotated({ userUlid: id, expectedVersion: 2, owner: "worker-a", pair: pair(), nextRefreshAt: at(5000), now: at(5) });
+    const res = await store.saveRotated({
+      userUlid: id,
+      expectedVersion: 2,
+      owner: "worker-a",
+      pair: pair(),
+      nextRefreshAt: at(5000),
+      now: at(5),
+    });
     expect(res).toEqual({ ok: false });
     expect(await rowText(id)).toBe(before);
   });
@@ -112,26 +132,52 @@ describe("TokenStore: saveRotated (compare-and-swap)", () => {
     await store.acquireLease(id, "worker-a", at(30), T0);
     expect(await store.recordFailure(failure(id, at(1), { rotationUncertain: true, owner: "someone-else" }))).toBe(true);
     const next = pair({ accessTokenExpiresAt: at(7200), refreshTokenExpiresAt: null });
-    const res = await store.saveRotated({ userUlid: id, expectedVersion: 1, owner: "worker-a", pair: next, nextRefreshAt: at(6600), now: at(5) });
+    const res = await store.saveRotated({
+      userUlid: id,
+      expectedVersion: 1,
+      owner: "worker-a",
+      pair: next,
+      nextRefreshAt: at(6600),
+      now: at(5),
+    });
     expect(res).toEqual({
       ok: true,
       meta: expect.objectContaining({
-        version: 2, status: "ACTIVE", leaseOwner: null, leaseUntil: null, rotationUncertain: false,
-        failureCount: 0, firstFailureAt: null, lastFailureAt: null, lastFailureCode: null,
-        accessTokenExpiresAt: at(7200), refreshTokenExpiresAt: null,
-        lastRefreshedAt: at(5), nextRefreshAt: at(6600), updatedAt: at(5),
+        version: 2,
+        status: "ACTIVE",
+        leaseOwner: null,
+        leaseUntil: null,
+        rotationUncertain: false,
+        failureCount: 0,
+        firstFailureAt: null,
+        lastFailureAt: null,
+        lastFailureCode: null,
+        accessTokenExpiresAt: at(7200),
+        refreshTokenExpiresAt: null,
+        lastRefreshedAt: at(5),
+        nextRefreshAt: at(6600),
+        updatedAt: at(5),
       }),
     });
     const record = (await store.get(id))!;
     expect([record.accessToken, record.refreshToken]).toEqual([next.accessToken, next.refreshToken]);
     // The old version can never be written again.
-    expect(await store.saveRotated({ userUlid: id, expectedVersion: 1, owner: "worker-a", pair: pair(), nextRefreshAt: at(1), now: at(6) })).toEqual({ ok: false });
+    expect(
+      await store.saveRotated({ userUlid: id, expectedVersion: 1, owner: "worker-a", pair: pair(), nextRefreshAt: at(1), now: at(6) }),
+    ).toEqual({ ok: false });
   });
 
   it("leaves someone else's lease in place", async () => {
     const { id } = await seeded();
     await store.acquireLease(id, "worker-b", at(30), T0);
-    const res = await store.saveRotated({ userUlid: id, expectedVersion: 1, owner: "worker-a", pair: pair(), nextRefreshAt: at(5000), now: at(5) });
+    const res = await store.saveRotated({
+      userUlid: id,
+      expectedVersion: 1,
+      owner: "worker-a",
+      pair: pair(),
+      nextRefreshAt: at(5000),
+      now: at(5),
+    });
     expect(res.ok && res.meta).toMatchObject({ version: 2, leaseOwner: "worker-b", leaseUntil: at(30) });
   });
 });
@@ -142,13 +188,27 @@ describe("TokenStore: recordFailure", () => {
     await store.acquireLease(id, "worker-a", at(30), T0);
     expect(await store.recordFailure(failure(id, at(10), { rotationUncertain: true }))).toBe(true);
     expect(await store.getMeta(id)).toMatchObject({
-      failureCount: 1, firstFailureAt: at(10), lastFailureAt: at(10), lastFailureCode: "calcom.transient",
-      rotationUncertain: true, nextRefreshAt: at(40), leaseOwner: null, leaseUntil: null, version: 1, status: "ACTIVE",
+      failureCount: 1,
+      firstFailureAt: at(10),
+      lastFailureAt: at(10),
+      lastFailureCode: "calcom.transient",
+      rotationUncertain: true,
+      nextRefreshAt: at(40),
+      leaseOwner: null,
+      leaseUntil: null,
+      version: 1,
+      status: "ACTIVE",
     });
 
     // Inside the window: not counted again; the uncertainty flag is sticky (OR), not overwritten.
     expect(await store.recordFailure(failure(id, at(70), { code: "calcom.timeout" }))).toBe(true);
-    expect(await store.getMeta(id)).toMatchObject({ failureCount: 1, firstFailureAt: at(10), lastFailureAt: at(70), lastFailureCode: "calcom.timeout", rotationUncertain: true });
+    expect(await store.getMeta(id)).toMatchObject({
+      failureCount: 1,
+      firstFailureAt: at(10),
+      lastFailureAt: at(70),
+      lastFailureCode: "calcom.timeout",
+      rotationUncertain: true,
+    });
 
     // More than a window after the previous failure: counted.
     expect(await store.recordFailure(failure(id, at(70 + WINDOW_MS / 1000 + 1)))).toBe(true);
@@ -181,8 +241,12 @@ describe("TokenStore: markReconnectRequired", () => {
 
     expect(await store.markReconnectRequired({ ...mark, expectedVersion: 1 })).toBe(true);
     expect(await store.getMeta(id)).toMatchObject({
-      status: "RECONNECT_REQUIRED", lastFailureCode: "calcom.refresh_rejected", lastFailureAt: at(12),
-      leaseOwner: null, leaseUntil: null, version: 1,
+      status: "RECONNECT_REQUIRED",
+      lastFailureCode: "calcom.refresh_rejected",
+      lastFailureAt: at(12),
+      leaseOwner: null,
+      leaseUntil: null,
+      version: 1,
     });
     // A new connect flow brings the user back.
     const meta = await store.save({ userUlid: id, kind: "managed", calUserId: 7, pair: pair(), nextRefreshAt: at(3000), now: at(20) });

@@ -54,11 +54,25 @@ describe("TokenStore: save and read", () => {
     const input = saveInput(id);
     const meta = await store.save(input);
     expect(meta).toEqual({
-      userUlid: id, kind: "managed", calUserId: 42,
-      accessTokenExpiresAt: input.pair.accessTokenExpiresAt, refreshTokenExpiresAt: input.pair.refreshTokenExpiresAt,
-      status: "ACTIVE", version: 1, leaseOwner: null, leaseUntil: null, rotationUncertain: false,
-      failureCount: 0, firstFailureAt: null, lastFailureAt: null, lastFailureCode: null,
-      lastRefreshedAt: T0, nextRefreshAt: input.nextRefreshAt, lastUsedAt: null, createdAt: T0, updatedAt: T0,
+      userUlid: id,
+      kind: "managed",
+      calUserId: 42,
+      accessTokenExpiresAt: input.pair.accessTokenExpiresAt,
+      refreshTokenExpiresAt: input.pair.refreshTokenExpiresAt,
+      status: "ACTIVE",
+      version: 1,
+      leaseOwner: null,
+      leaseUntil: null,
+      rotationUncertain: false,
+      failureCount: 0,
+      firstFailureAt: null,
+      lastFailureAt: null,
+      lastFailureCode: null,
+      lastRefreshedAt: T0,
+      nextRefreshAt: input.nextRefreshAt,
+      lastUsedAt: null,
+      createdAt: T0,
+      updatedAt: T0,
     });
     // RETURNING rows through the pg adapter: real Dates and numbers, not strings.
     expect(meta!.nextRefreshAt).toBeInstanceOf(Date);
@@ -96,10 +110,21 @@ describe("TokenStore: save and read", () => {
     const second = saveInput(id, { now: at(100), nextRefreshAt: at(4000), pair: pair({ accessTokenExpiresAt: at(4600) }) });
     const meta = await store.save(second);
     expect(meta).toMatchObject({
-      version: 2, status: "ACTIVE", failureCount: 0, firstFailureAt: null, lastFailureAt: null, lastFailureCode: null,
-      rotationUncertain: false, leaseOwner: null, leaseUntil: null,
-      lastRefreshedAt: at(100), nextRefreshAt: at(4000), accessTokenExpiresAt: at(4600),
-      createdAt: T0, updatedAt: at(100), lastUsedAt: at(30),
+      version: 2,
+      status: "ACTIVE",
+      failureCount: 0,
+      firstFailureAt: null,
+      lastFailureAt: null,
+      lastFailureCode: null,
+      rotationUncertain: false,
+      leaseOwner: null,
+      leaseUntil: null,
+      lastRefreshedAt: at(100),
+      nextRefreshAt: at(4000),
+      accessTokenExpiresAt: at(4600),
+      createdAt: T0,
+      updatedAt: at(100),
+      lastUsedAt: at(30),
     });
     const record = (await store.get(id))!;
     expect(record.accessToken).toBe(second.pair.accessToken);
@@ -132,7 +157,10 @@ describe("TokenStore: ciphertext that does not authenticate", () => {
     await prisma.$executeRaw`UPDATE cal_token SET refresh_token_enc = ${parts.join(".")} WHERE user_ulid = ${id}`;
     const before = await rowText(id);
 
-    const err = await store.get(id).then(() => null, (e: unknown) => e);
+    const err = await store.get(id).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TokenDecryptError);
     recordForSecretScan(err);
     expect((err as Error).message).not.toContain(input.pair.refreshToken);
@@ -187,7 +215,9 @@ describe("TokenStore: insertAudit", () => {
     await store.insertAudit({ userUlid: id, outcome: "REFRESHED", trigger: "worker", version: 2, durationMs: 123 });
     await store.insertAudit({ userUlid: id, outcome: "FAILED_TRANSIENT", trigger: "on_demand", errorCode: "calcom.timeout" });
     const rows = await prisma.calTokenAudit.findMany({ where: { userUlid: id }, orderBy: { id: "asc" } });
-    expect(rows.map(({ outcome, trigger, errorCode, version, durationMs }) => ({ outcome, trigger, errorCode, version, durationMs }))).toEqual([
+    expect(
+      rows.map(({ outcome, trigger, errorCode, version, durationMs }) => ({ outcome, trigger, errorCode, version, durationMs })),
+    ).toEqual([
       { outcome: "REFRESHED", trigger: "worker", errorCode: null, version: 2, durationMs: 123 },
       { outcome: "FAILED_TRANSIENT", trigger: "on_demand", errorCode: "calcom.timeout", version: null, durationMs: null },
     ]);

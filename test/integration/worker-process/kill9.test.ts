@@ -2,11 +2,11 @@
  * A worker process dies hard (SIGKILL, OOM, dyno crash) while refreshes are in flight: Cal.com has
  * committed the rotations but the dead worker never stored them. Another worker must pick up the
  * stalled jobs once their locks and row leases lapse, recover the lost rotations with force-refresh
- * (invariant 3), and leave every user ACTIVE with the live refresh token stored.
+ * (docs/architecture.md#invariant-3-race-aware-rejection), and leave every user ACTIVE with the live refresh token stored.
  */
 import { loadConfig } from "../../../src/config/config.js";
 import type { TokenStore } from "../../../src/core/ports.js";
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
@@ -83,7 +83,10 @@ it("SIGKILL mid-refresh: another worker takes over the stalled jobs and force-re
     500,
   );
 
-  const rows = await h.db.calToken.findMany({ where: { userUlid: { in: ulids } }, select: { userUlid: true, status: true, version: true } });
+  const rows = await h.db.calToken.findMany({
+    where: { userUlid: { in: ulids } },
+    select: { userUlid: true, status: true, version: true },
+  });
   const stale: string[] = [];
   for (const u of users) {
     const rec = await store.get(u.userUlid);
@@ -100,7 +103,10 @@ it("SIGKILL mid-refresh: another worker takes over the stalled jobs and force-re
   // Each dead refresh token was presented at most once per recovery: the 400 led straight to force-refresh.
   expect(stats.deadRefreshTokenUses).toBeLessThanOrEqual(stats.forceRefreshes);
   // Every lost rotation was recovered by force-refresh, and audited as such.
-  const forced = await h.db.calTokenAudit.findMany({ where: { userUlid: { in: ulids }, outcome: "FORCE_REFRESHED" }, select: { userUlid: true } });
+  const forced = await h.db.calTokenAudit.findMany({
+    where: { userUlid: { in: ulids }, outcome: "FORCE_REFRESHED" },
+    select: { userUlid: true },
+  });
   expect(forced.length).toBeGreaterThanOrEqual(1);
   const forcedUsers = new Set(forced.map((a) => a.userUlid));
   expect(lost.filter((u) => !forcedUsers.has(u))).toEqual([]);

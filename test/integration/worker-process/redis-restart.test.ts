@@ -10,7 +10,7 @@ import { jest } from "@jest/globals";
 import { Redis } from "ioredis";
 import { loadConfig } from "../../../src/config/config.js";
 import type { TokenStore } from "../../../src/core/ports.js";
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { SWEEP_SCHEDULER_ID } from "../../../src/queue/names.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
@@ -40,9 +40,13 @@ async function freePort(): Promise<number> {
 
 /** A throwaway redis-server without persistence; resolves once it accepts connections. */
 async function startRedis(): Promise<ChildProcess> {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let out = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out.slice(-1000)}`)), 10_000);
@@ -82,7 +86,10 @@ async function allRotated(users: SeededUser[]): Promise<boolean> {
 }
 
 async function makeDueIn(users: SeededUser[], ms: number): Promise<void> {
-  await h!.db.calToken.updateMany({ where: { userUlid: { in: users.map((u) => u.userUlid) } }, data: { nextRefreshAt: new Date(Date.now() + ms) } });
+  await h!.db.calToken.updateMany({
+    where: { userUlid: { in: users.map((u) => u.userUlid) } },
+    data: { nextRefreshAt: new Date(Date.now() + ms) },
+  });
 }
 
 beforeAll(async () => {
@@ -152,5 +159,9 @@ it("keeps refreshing after Redis restarts empty, without a worker restart", asyn
   expect(consoleErrors.mock.calls.map((c: unknown[]) => String(c[0]).slice(0, 200))).toEqual([]);
   expect(worker!.refreshWorker.isRunning()).toBe(true);
   expect(h!.fake.stats().deadRefreshTokenUses).toBe(0);
-  expect(await h!.db.calToken.count({ where: { userUlid: { in: [...before, ...forgotten, ...after].map((u) => u.userUlid) }, status: { not: "ACTIVE" } } })).toBe(0);
+  expect(
+    await h!.db.calToken.count({
+      where: { userUlid: { in: [...before, ...forgotten, ...after].map((u) => u.userUlid) }, status: { not: "ACTIVE" } },
+    }),
+  ).toBe(0);
 }, 90_000);

@@ -1,11 +1,11 @@
 /**
- * The stall watchdog (src/main/watchdog.ts) against a real queue on the run's Redis: "jobs waiting,
+ * The stall watchdog (src/queue/watchdog.ts) against a real queue on the run's Redis: "jobs waiting,
  * none active, worker supposedly running" for stallMs hands over to onStall (once); a paused queue,
  * a rate-limited queue, an empty queue or a worker that is not running are not stalls.
  */
 import { Queue, Worker } from "bullmq";
 import { loadConfig } from "../../../src/config/config.js";
-import { startWatchdog } from "../../../src/main/watchdog.js";
+import { startWatchdog } from "../../../src/queue/watchdog.js";
 import { workerConnection } from "../../../src/queue/connection.js";
 import { testEnv } from "../../support/harness.js";
 import { testLogger } from "../../support/log-sink.js";
@@ -22,7 +22,7 @@ const opened: { close(): Promise<void> }[] = [];
 const watchdogs: { stop(): void }[] = [];
 
 afterEach(async () => {
-  watchdogs.splice(0).forEach((w) => w.stop());
+  for (const w of watchdogs.splice(0)) w.stop();
 });
 afterAll(async () => {
   await Promise.allSettled(opened.map((o) => o.close()));
@@ -132,7 +132,7 @@ it("stop() prevents a pending stall from firing", async () => {
   await q.add("refresh", { userUlid: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
   const { stalls } = watch(q, wedged());
   await sleep(STALL_MS / 2);
-  watchdogs.splice(0).forEach((wd) => wd.stop());
+  for (const wd of watchdogs.splice(0)) wd.stop();
   await sleep(QUIET_MS);
   expect(stalls).toEqual([]);
 }, 30_000);

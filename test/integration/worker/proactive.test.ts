@@ -3,7 +3,7 @@
  * are all refreshed before expiry; a request-path loop (ensureValidCalToken + /v2/me +
  * handleCalApiResponse) never sees a 498 and never waits on a refresh.
  */
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
 import { sleep, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
 
@@ -43,7 +43,9 @@ it("refreshes every user before expiry; no request sees a 498 or waits on a refr
         const tok = await h.client.ensureValidCalToken(u.userUlid);
         if (!tok.success || !tok.tokenInfo) throw new Error(`no token: ${tok.error?.code}`);
         if (tok.refreshed) waitedOnRefresh += 1;
-        const res = await h.client.handleCalApiResponse(await me(tok.tokenInfo.accessToken), me, u.userUlid, { accessToken: tok.tokenInfo.accessToken });
+        const res = await h.client.handleCalApiResponse(await me(tok.tokenInfo.accessToken), me, u.userUlid, {
+          accessToken: tok.tokenInfo.accessToken,
+        });
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         requests += 1;
       }),
@@ -56,7 +58,11 @@ it("refreshes every user before expiry; no request sees a 498 or waits on a refr
   expect(h.fake.stats().status498).toBe(0);
   expect(waitedOnRefresh).toBe(0);
   // Every user was refreshed by the worker before the first token expired.
-  const firstRefresh = await h.db.calTokenAudit.groupBy({ by: ["userUlid"], where: { outcome: "REFRESHED", trigger: "worker" }, _min: { createdAt: true } });
+  const firstRefresh = await h.db.calTokenAudit.groupBy({
+    by: ["userUlid"],
+    where: { outcome: "REFRESHED", trigger: "worker" },
+    _min: { createdAt: true },
+  });
   const byUser = new Map(firstRefresh.map((r) => [r.userUlid, r._min.createdAt!.getTime()]));
   const late = users.filter((u) => !(byUser.get(u.userUlid)! < u.firstExpiry));
   expect(late).toEqual([]);

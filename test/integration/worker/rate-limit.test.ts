@@ -2,7 +2,7 @@
  * Cal.com answers 429: the refresh queue pauses until X-RateLimit-Reset-Default, no job fails for
  * good, attempts are not burned, and every user is refreshed once the window reopens.
  */
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
 
@@ -12,7 +12,11 @@ const prefix = uniquePrefix();
 
 beforeAll(async () => {
   // Cal.com's limiter, scaled down: 8 calls per window, then blocked for 2 s (reset header = 2 s).
-  h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix }, fake: { rateLimit: { limit: 8, windowMs: 60_000, blockMs: 2_000 } } });
+  h = await startHarness({
+    ownDatabase: true,
+    env: { QUEUE_PREFIX: prefix },
+    fake: { rateLimit: { limit: 8, windowMs: 60_000, blockMs: 2_000 } },
+  });
 });
 afterAll(async () => {
   await worker?.close();
@@ -21,14 +25,23 @@ afterAll(async () => {
 
 it("pauses on 429 until the reset, fails nothing, and refreshes everyone", async () => {
   const users = await Promise.all(Array.from({ length: 24 }, () => h.seedManaged()));
-  await h.db.calToken.updateMany({ where: { userUlid: { in: users.map((u) => u.userUlid) } }, data: { nextRefreshAt: new Date(Date.now() - 1_000) } });
+  await h.db.calToken.updateMany({
+    where: { userUlid: { in: users.map((u) => u.userUlid) } },
+    data: { nextRefreshAt: new Date(Date.now() - 1_000) },
+  });
   h.fake.resetStats();
   worker = await startWorker(workerEnv(h, prefix, { WORKER_CONCURRENCY: "4" }));
   let sawPause = false;
-  const done = await eventually(async () => {
-    if ((await worker.refreshQueue.getRateLimitTtl()) > 0) sawPause = true;
-    return (await h.db.calToken.count({ where: { userUlid: { in: users.map((u) => u.userUlid) }, version: { gt: 1 } } })) === users.length;
-  }, 45_000, 100);
+  const done = await eventually(
+    async () => {
+      if ((await worker.refreshQueue.getRateLimitTtl()) > 0) sawPause = true;
+      return (
+        (await h.db.calToken.count({ where: { userUlid: { in: users.map((u) => u.userUlid) }, version: { gt: 1 } } })) === users.length
+      );
+    },
+    45_000,
+    100,
+  );
   expect(done).toBe(true);
   expect(sawPause).toBe(true);
   const stats = h.fake.stats();

@@ -1,6 +1,6 @@
 /** requestCalTokenRefresh: through the queue, promoting rather than duplicating, waiting with a timeout. */
 import { ulid } from "ulid";
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { refreshDedupId } from "../../../src/queue/names.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { recordForSecretScan } from "../../support/log-sink.js";
@@ -89,7 +89,13 @@ describe("with the worker running", () => {
   it("the connect flow: save, then a queued refresh proves the grant works", async () => {
     const g = h.fake.createManagedUser();
     const userUlid = ulid();
-    await h.client.saveCalTokens({ userUlid, accessToken: g.accessToken, refreshToken: g.refreshToken, accessTokenExpiresAt: g.accessTokenExpiresAt, calUserId: g.calUserId });
+    await h.client.saveCalTokens({
+      userUlid,
+      accessToken: g.accessToken,
+      refreshToken: g.refreshToken,
+      accessTokenExpiresAt: g.accessTokenExpiresAt,
+      calUserId: g.calUserId,
+    });
     const res = await h.client.requestCalTokenRefresh(userUlid, { wait: true, timeoutMs: 10_000 });
     expect(res).toMatchObject({ success: true, refreshed: true });
     expect(h.fake.isRefreshTokenLive(g.refreshToken)).toBe(false);

@@ -3,7 +3,7 @@
  * within two sweep intervals; rows written by other code (no job ever added) are picked up too.
  */
 import { ulid } from "ulid";
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { refreshDedupId } from "../../../src/queue/names.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { eventually, sleep, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
@@ -35,15 +35,28 @@ it("restores every due user's job within two sweep intervals after the queue is 
   await worker.refreshQueue.obliterate({ force: true });
   expect(await hasJob(users[0]!.userUlid)).toBe(false);
   const obliteratedAt = Date.now();
-  const restored = await eventually(async () => {
-    const flags = await Promise.all(users.map(async (u) => (await hasJob(u.userUlid)) || (await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } })).version > 1));
-    return flags.every(Boolean);
-  }, 2 * SWEEP_S * 1000 + 1_500, 100);
+  const restored = await eventually(
+    async () => {
+      const flags = await Promise.all(
+        users.map(
+          async (u) =>
+            (await hasJob(u.userUlid)) || (await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } })).version > 1,
+        ),
+      );
+      return flags.every(Boolean);
+    },
+    2 * SWEEP_S * 1000 + 1_500,
+    100,
+  );
   expect(restored).toBe(true);
   expect(Date.now() - obliteratedAt).toBeLessThan(2 * SWEEP_S * 1000 + 1_600);
   // And they all get refreshed once due.
   expect(
-    await eventually(async () => (await h.db.calToken.count({ where: { userUlid: { in: users.map((u) => u.userUlid) }, version: { gt: 1 } } })) === users.length, 15_000),
+    await eventually(
+      async () =>
+        (await h.db.calToken.count({ where: { userUlid: { in: users.map((u) => u.userUlid) }, version: { gt: 1 } } })) === users.length,
+      15_000,
+    ),
   ).toBe(true);
   expect(h.fake.stats().deadRefreshTokenUses).toBe(0);
 }, 60_000);
@@ -52,7 +65,13 @@ it("picks up rows written by other code without a job", async () => {
   const g = h.fake.createManagedUser();
   const userUlid = ulid();
   const other = h.newClient({ REDIS_URL: "redis://127.0.0.1:1" }); // its scheduling fails: no job is added
-  await other.saveCalTokens({ userUlid, accessToken: g.accessToken, refreshToken: g.refreshToken, accessTokenExpiresAt: g.accessTokenExpiresAt, calUserId: g.calUserId });
+  await other.saveCalTokens({
+    userUlid,
+    accessToken: g.accessToken,
+    refreshToken: g.refreshToken,
+    accessTokenExpiresAt: g.accessTokenExpiresAt,
+    calUserId: g.calUserId,
+  });
   await h.db.calToken.update({ where: { userUlid }, data: { nextRefreshAt: new Date(Date.now() - 1_000) } });
   expect(await eventually(async () => (await h.db.calToken.findUniqueOrThrow({ where: { userUlid } })).version > 1, 10_000)).toBe(true);
 }, 30_000);

@@ -3,7 +3,7 @@
  * recovery raises token.recovered; both arrive signed, exactly once by idempotency key, even though
  * the receiver fails the first attempts.
  */
-import type { WorkerApp } from "../../../src/main/worker-app.js";
+import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../../fakes/webhook-receiver.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";

@@ -1,0 +1,169 @@
+/**
+ * The Cal.com token client on a dedicated got instance. Endpoints: docs/calcom-api.md#managed-user-refresh,
+ * docs/calcom-api.md#managed-user-force-refresh and docs/calcom-api.md#oauth2-token-endpoint.
+ * Every HTTP outcome becomes a `CalRefreshResult` (see classify.ts); only programmer errors throw.
+ */
+import http from "node:http";
+import https from "node:https";
+import { performance } from "node:perf_hooks";
+import got, { type Response } from "got";
+import type { CalRefreshResult } from "../core/calcom-result.js";
+import type { CalcomTokenApi } from "../core/ports.js";
+import { componentLogger, type Logger } from "../log/logger.js";
+import { classifyResponse, type ResponseHeaders, type TokenEndpoint } from "./classify.js";
+import { classifyRequestError } from "./request-error.js";
+
+export interface CalcomTokenApiDeps {
+  baseUrl: string;
+  /** Platform (managed users) OAuth client. */
+  clientId: string;
+  clientSecret: string;
+  /** Whole-request budget. The refresh lease must outlive it. */
+  timeoutMs: number;
+  logger: Logger;
+  /** OAuth2 app credentials; default to clientId/clientSecret. */
+  oauth2?: { clientId: string; clientSecret: string };
+  /** Wall clock in epoch ms, for turning OAuth2 `expires_in` into an absolute expiry. */
+  now?: () => number;
+}
+
+export interface HttpCalcomTokenApi extends CalcomTokenApi {
+  /** Destroys the keep-alive sockets (graceful shutdown, tests). The client is unusable afterwards. */
+  close(): void;
+}
+
+type Op = "managed.refresh" | "managed.forceRefresh" | "oauth2.token";
+
+export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenApi {
+  const base = checkedBaseUrl(deps.baseUrl);
+  requireText(deps.clientId, "clientId");
+  requireText(deps.clientSecret, "clientSecret");
+  if (!Number.isFinite(deps.timeoutMs) || deps.timeoutMs <= 0) throw new TypeError("timeoutMs must be a positive number");
+  const oauth2 = deps.oauth2 ?? { clientId: deps.clientId, clientSecret: deps.clientSecret };
+  requireText(oauth2.clientId, "oauth2.clientId");
+  requireText(oauth2.clientSecret, "oauth2.clientSecret");
+  const now = deps.now ?? Date.now;
+  const log = componentLogger(deps.logger, "tokenService");
+
+  // Idle sockets are dropped after 4 s, before the usual 5 s server keep-alive timeout: reusing a
+  // socket the server is closing yields ECONNRESET, which we would have to treat as "may have rotated".
+  const agent = {
+    http: new http.Agent({ keepAlive: true, timeout: 4_000 }),
+    https: new https.Agent({ keepAlive: true, timeout: 4_000 }),
+  };
+  const client = got.extend({
+    // Never retry: a refresh whose response was lost has probably rotated, and a blind retry then
+    // either fails with the dead token or (worse, after a race) rotates twice.
+    retry: { limit: 0 },
+    timeout: { request: deps.timeoutMs },
+    // Statuses and bodies are classified by us, so HTML pages and bad JSON become results, not throws.
+    throwHttpErrors: false,
+    responseType: "text",
+    // A redirect on a token POST is a misconfiguration; following it could resend the secret elsewhere.
+    followRedirect: false,
+    agent,
+    // No Origin header: Cal.com checks Origin against redirect URIs and servers must not send one
+    // (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token).
+    headers: { accept: "application/json", "user-agent": "cal-token-worker" },
+  });
+  // x-cal-client-id moves these calls from the per-IP bucket (120/min) to the client bucket (500/min).
+  const platformHeaders = { "x-cal-secret-key": deps.clientSecret, "x-cal-client-id": deps.clientId };
+
+  async function call(
+    op: Op,
+    endpoint: TokenEndpoint,
+    url: string,
+    opts: { headers?: Record<string, string>; json?: Record<string, unknown> },
+    secrets: string[],
+  ): Promise<CalRefreshResult> {
+    const startedAt = performance.now();
+    // Expiry is counted from before the request: errs on the early side by at most the round trip.
+    const requestedAtMs = now();
+    // Only the network call is guarded: a bug in classification must throw, not pose as a network error.
+    let outcome: { res: Response<string> } | { failed: CalRefreshResult };
+    try {
+      outcome = { res: await client.post(url, opts) };
+    } catch (err) {
+      // The got error carries the request options (refresh token, secret): read, never pass on.
+      outcome = { failed: classifyRequestError(err) };
+    }
+    const raw =
+      "res" in outcome
+        ? classifyResponse(endpoint, outcome.res.statusCode, outcome.res.headers as ResponseHeaders, outcome.res.body, requestedAtMs)
+        : outcome.failed;
+    const status = "res" in outcome ? outcome.res.statusCode : "status" in raw ? raw.status : null;
+    const result = scrub(raw, secrets);
+    logResult(log, op, result, status, Math.round(performance.now() - startedAt));
+    return result;
+  }
+
+  const managedSecrets = [deps.clientSecret];
+  const oauth2Secrets = [oauth2.clientSecret];
+
+  return {
+    // async, so a programmer error (bad argument) surfaces as a rejected promise, not a sync throw.
+    async refreshManaged(refreshToken) {
+      requireText(refreshToken, "refreshToken");
+      const url = `${base}/v2/oauth/${encodeURIComponent(deps.clientId)}/refresh`;
+      return call("managed.refresh", "managed", url, { headers: platformHeaders, json: { refreshToken } }, [
+        ...managedSecrets,
+        refreshToken,
+      ]);
+    },
+    async forceRefreshManaged(calUserId) {
+      if (!Number.isSafeInteger(calUserId) || calUserId <= 0) throw new TypeError("calUserId must be a positive integer");
+      const url = `${base}/v2/oauth-clients/${encodeURIComponent(deps.clientId)}/users/${calUserId}/force-refresh`;
+      return call("managed.forceRefresh", "managed", url, { headers: platformHeaders }, managedSecrets);
+    },
+    async refreshOAuth2(refreshToken) {
+      requireText(refreshToken, "refreshToken");
+      const json = {
+        grant_type: "refresh_token",
+        client_id: oauth2.clientId,
+        client_secret: oauth2.clientSecret,
+        refresh_token: refreshToken,
+      };
+      return call("oauth2.token", "oauth2", `${base}/v2/auth/oauth2/token`, { json }, [...oauth2Secrets, refreshToken]);
+    },
+    close() {
+      agent.http.destroy();
+      agent.https.destroy();
+    },
+  };
+}
+
+function logResult(log: Logger, op: Op, r: CalRefreshResult, status: number | null, durationMs: number): void {
+  const fields: Record<string, unknown> = { op, kind: r.kind, status, durationMs };
+  if (r.kind === "transient") fields.reason = r.reason;
+  if (r.kind === "transient" || r.kind === "malformed") fields.mayHaveRotated = r.mayHaveRotated;
+  if (r.kind === "rejected") fields.code = r.code;
+  if (r.kind === "refreshed") log.info(fields, `${op} ok`);
+  else if (r.kind === "config_error") log.error(fields, `${op} failed: Cal.com rejected our client credentials`);
+  else log.warn(fields, `${op} ${r.kind}`);
+}
+
+/**
+ * Belt and braces: Cal.com's messages do not echo request data, but a proxy's error page might.
+ * Whatever we sent that is secret is cut out of every non-refreshed result.
+ */
+function scrub(r: CalRefreshResult, secrets: string[]): CalRefreshResult {
+  if (r.kind === "refreshed" || r.kind === "rate_limited") return r;
+  const clean = (s: string): string => secrets.reduce((acc, sec) => (sec.length >= 4 ? acc.split(sec).join("[REDACTED]") : acc), s);
+  if (r.kind === "rejected") return { ...r, code: clean(r.code), message: clean(r.message) };
+  return { ...r, message: clean(r.message) };
+}
+
+function checkedBaseUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new TypeError("baseUrl must be an absolute URL");
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError("baseUrl must be http(s)");
+  return raw.replace(/\/+$/, "");
+}
+
+function requireText(v: unknown, name: string): asserts v is string {
+  if (typeof v !== "string" || v.length === 0) throw new TypeError(`${name} must be a non-empty string`);
+}

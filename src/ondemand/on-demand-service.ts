@@ -1,0 +1,87 @@
+/**
+ * The on-demand operations behind the public module (`[CAL_TOKEN_UTIL]`), composed from one file per
+ * operation. Everything concrete is injected; src/wiring/cal-token-client.ts wires it. Bad input and
+ * expected failures come back as `TokenRefreshResult` values with stable codes from the failure
+ * catalogue (src/core/failures.ts); only programmer errors throw.
+ */
+import type { AlertSink, TokenStore } from "../core/ports.js";
+import type { Clock, Rand } from "../core/types.js";
+import { componentLogger, type Logger } from "../log/logger.js";
+import type { RefreshProducer } from "../queue/producer.js";
+import type { Refresher } from "../refresh/refresher.js";
+import { createEnsureToken, type HandleApiResponseOptions } from "./ensure-token.js";
+import { createQueuedRefresh, type RequestRefreshOptions } from "./queued-refresh.js";
+import { createSaveTokens, type SaveOptions } from "./save-tokens.js";
+import { createTokenStatus } from "./token-status.js";
+import type { CalTokenStatusReport, SaveCalTokensInput, TokenRefreshResult } from "./types.js";
+import { createUserMemory } from "./user-memory.js";
+
+export type { HandleApiResponseOptions } from "./ensure-token.js";
+export type { RequestRefreshOptions } from "./queued-refresh.js";
+export type { SaveOptions } from "./save-tokens.js";
+
+export interface OnDemandDeps {
+  store: TokenStore;
+  refresher: Refresher;
+  logger: Logger;
+  clock: Clock;
+  rand: Rand;
+  bufferMs: number;
+  leadMs: number;
+  jitterMs: number;
+  /** Called after every successful save: schedules the user's next background refresh. */
+  afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
+  /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
+  alerts?: AlertSink;
+  /** The refresh queue; without it requestCalTokenRefresh answers queue.unavailable. */
+  producer?: RefreshProducer;
+}
+
+export interface OnDemandService {
+  ensureValidCalToken(userUlid: string, forceRefresh?: boolean): Promise<TokenRefreshResult>;
+  handleCalApiResponse(
+    response: Response,
+    retryFn: (accessToken: string) => Promise<Response>,
+    userUlid: string,
+    options?: HandleApiResponseOptions,
+  ): Promise<Response>;
+  saveCalTokens(input: SaveCalTokensInput, opts?: SaveOptions): Promise<void>;
+  getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null>;
+  requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;
+}
+
+export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
+  const log = componentLogger(deps.logger, "onDemand");
+  // One memory per service: the token a save stores is the one a later 498 replay assumes.
+  const memory = createUserMemory();
+  const { store, refresher, clock } = deps;
+  const { ensureValidCalToken, handleCalApiResponse } = createEnsureToken({
+    store,
+    refresher,
+    memory,
+    log,
+    clock,
+    bufferMs: deps.bufferMs,
+  });
+  const saveCalTokens = createSaveTokens({
+    store,
+    memory,
+    log,
+    clock,
+    rand: deps.rand,
+    leadMs: deps.leadMs,
+    jitterMs: deps.jitterMs,
+    ...(deps.afterSave ? { afterSave: deps.afterSave } : {}),
+    ...(deps.alerts ? { alerts: deps.alerts } : {}),
+  });
+  const requestCalTokenRefresh = createQueuedRefresh({
+    store,
+    refresher,
+    memory,
+    log,
+    clock,
+    ...(deps.producer ? { producer: deps.producer } : {}),
+  });
+  const getCalTokenStatus = createTokenStatus({ store, clock });
+  return { ensureValidCalToken, handleCalApiResponse, saveCalTokens, getCalTokenStatus, requestCalTokenRefresh };
+}

@@ -1,0 +1,90 @@
+/**
+ * `requestCalTokenRefresh`: a refresh through the worker queue (priority 1; an existing delayed job
+ * is promoted, not duplicated). With `wait`, the result is read from the database once the job
+ * finished; the wait is bounded and a timeout is a TimeoutError value (src/core/timeout.ts).
+ */
+import type { TokenMeta, TokenStore } from "../core/ports.js";
+import { TimeoutError } from "../core/timeout.js";
+import type { Clock } from "../core/types.js";
+import { isUlid, normalizeUlid } from "../core/ulid.js";
+import type { Logger } from "../log/logger.js";
+import { PRIORITY } from "../queue/names.js";
+import type { RefreshProducer } from "../queue/producer.js";
+import type { Refresher } from "../refresh/refresher.js";
+import { acceptedResult, failedWith, resultFromStoreError, tokenResult } from "./results.js";
+import type { TokenRefreshResult } from "./types.js";
+import type { UserMemory } from "./user-memory.js";
+
+export interface RequestRefreshOptions {
+  /** Wait for the worker to finish (default false: just queue it). */
+  wait?: boolean;
+  /** Upper bound on the wait (default 15 s). */
+  timeoutMs?: number;
+}
+
+export interface QueuedRefreshDeps {
+  store: TokenStore;
+  /** Read only for a held pair when the database is down. */
+  refresher: Pick<Refresher, "heldPair">;
+  memory: UserMemory;
+  /** The `onDemand` component logger. */
+  log: Logger;
+  clock: Clock;
+  /** The refresh queue; without it requestCalTokenRefresh answers queue.unavailable. */
+  producer?: RefreshProducer;
+}
+
+export type RequestCalTokenRefresh = (userUlid: string, opts?: RequestRefreshOptions) => Promise<TokenRefreshResult>;
+
+const DEFAULT_WAIT_MS = 15_000;
+
+export function createQueuedRefresh(deps: QueuedRefreshDeps): RequestCalTokenRefresh {
+  const { log } = deps;
+
+  /** Queues the refresh and, with `wait`, reads what the worker left in the database. */
+  async function viaQueue(
+    producer: RefreshProducer,
+    ulid: string,
+    before: TokenMeta,
+    opts: RequestRefreshOptions,
+  ): Promise<TokenRefreshResult> {
+    const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_WAIT_MS);
+    let job = await producer.requestNow(ulid);
+    log.info({ userUlid: ulid, jobId: job.id, wait: opts.wait === true }, "refresh requested through the queue");
+    if (!opts.wait) return acceptedResult();
+    let finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
+    // We joined a scheduled job that was already running: it may have found nothing due. Ask again.
+    if (job.priority !== PRIORITY.onDemand && (await deps.store.getMeta(ulid))?.version === before.version) {
+      job = await producer.requestNow(ulid);
+      finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
+    }
+    const token = await deps.store.get(ulid);
+    if (!token) return failedWith("notFound");
+    const refreshed = token.version > before.version;
+    if (token.status === "RECONNECT_REQUIRED") return failedWith("reconnectRequired");
+    if (finished === "failed" && !refreshed) return failedWith("queuedRefreshFailed", token.lastFailureCode ?? "unknown");
+    return deps.memory.handOut(tokenResult(token, refreshed));
+  }
+
+  return async function requestCalTokenRefresh(userUlid, opts = {}) {
+    if (!isUlid(userUlid)) return failedWith("invalidUserUlid");
+    const ulid = normalizeUlid(userUlid);
+    const producer = deps.producer;
+    if (!producer) return failedWith("queueUnavailable");
+    let before: TokenMeta | null;
+    try {
+      before = await deps.store.getMeta(ulid);
+    } catch (err) {
+      return deps.memory.handOut(resultFromStoreError(deps, ulid, err));
+    }
+    if (!before) return failedWith("notFound");
+    if (before.status === "RECONNECT_REQUIRED") return failedWith("reconnectRequired");
+    try {
+      return await viaQueue(producer, ulid, before, opts);
+    } catch (err) {
+      if (err instanceof TimeoutError) return failedWith("waitTimeout");
+      log.warn({ userUlid: ulid, err }, "refresh queue unavailable");
+      return failedWith("queueUnavailable");
+    }
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * `saveCalTokens`: stores a pair after the connect flow (the only way secrets come in), then
+ * schedules the user's next background refresh and clears an alert, both best effort.
+ */
+import { computeNextRefreshAt } from "../core/policy.js";
+import type { AlertSink, TokenStore } from "../core/ports.js";
+import type { Clock, Rand } from "../core/types.js";
+import type { Logger } from "../log/logger.js";
+import { failureError } from "./results.js";
+import { parseSaveInput } from "./save-input.js";
+import type { SaveCalTokensInput } from "./types.js";
+import type { UserMemory } from "./user-memory.js";
+
+export interface SaveOptions {
+  /** Insert only: if the user already has tokens, leave them and throw AppError `token.exists`. */
+  ifAbsent?: boolean;
+}
+
+export interface SaveTokensDeps {
+  store: TokenStore;
+  memory: UserMemory;
+  /** The `onDemand` component logger. */
+  log: Logger;
+  clock: Clock;
+  rand: Rand;
+  leadMs: number;
+  jitterMs: number;
+  /** Called after every successful save: schedules the user's next background refresh. */
+  afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
+  /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
+  alerts?: AlertSink;
+}
+
+export type SaveCalTokens = (input: SaveCalTokensInput, opts?: SaveOptions) => Promise<void>;
+
+export function createSaveTokens(deps: SaveTokensDeps): SaveCalTokens {
+  const { log } = deps;
+  return async function saveCalTokens(input, opts = {}) {
+    const parsed = parseSaveInput(input);
+    const now = deps.clock();
+    const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
+    const meta = await deps.store.save({ ...parsed, nextRefreshAt, now, ...(opts.ifAbsent ? { ifAbsent: true } : {}) });
+    if (!meta) throw failureError("exists");
+    deps.memory.remember(parsed.userUlid, parsed.pair.accessToken);
+    log.info({ userUlid: parsed.userUlid, kind: parsed.kind, nextRefreshAt }, "tokens saved");
+    // The pair is stored; scheduling and alerts are best effort (the sweep is the safety net).
+    try {
+      await deps.alerts?.recovered({ userUlid: parsed.userUlid, kind: parsed.kind, now });
+      await deps.afterSave?.(parsed.userUlid, nextRefreshAt, meta.lastUsedAt);
+    } catch (err) {
+      log.warn({ userUlid: parsed.userUlid, err }, "saved, but the next refresh was not scheduled; the sweep will pick it up");
+    }
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * The values every step of one refresh shares. `RefreshContext` is built once per refresher (its
+ * dependencies plus this process's lease owner id); an `Attempt` is one refresh of one user holding
+ * the lease, so the settle functions take one argument instead of threading (token, req, started).
+ */
+import { failure, failureFromError, type Failure } from "../core/failures.js";
+import type { AlertSink, CalcomTokenApi, TokenRecord, TokenStore } from "../core/ports.js";
+import type { Clock, Rand } from "../core/types.js";
+import type { Logger } from "../log/logger.js";
+import type { HeldPairs } from "./held-pairs.js";
+import type { OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
+
+export interface RefreshPolicy {
+  /** How long a lease lasts; must outlive refresh + force-refresh HTTP timeouts. */
+  leaseMs: number;
+  leadMs: number;
+  jitterMs: number;
+  /** Failures are counted at most once per window (a flapping Cal.com does not exhaust users). */
+  failureWindowMs: number;
+  pollIntervalMs: number;
+  /** Retries of the database write of a rotated pair before it is held. */
+  persistAttempts: number;
+  persistRetryBaseMs: number;
+}
+
+export interface RefreshContext {
+  store: TokenStore;
+  calcom: CalcomTokenApi;
+  log: Logger;
+  clock: Clock;
+  rand: Rand;
+  sleep: (ms: number) => Promise<void>;
+  policy: RefreshPolicy;
+  /** This process's lease owner id. */
+  ownerId: string;
+  heldPairs: HeldPairs;
+  alerts?: AlertSink;
+  onOutcome?: (event: OutcomeEvent) => void;
+  /** When this process last took or extended each user's lease (single flight: one entry per user). */
+  leaseTakenAt: Map<string, number>;
+}
+
+export interface Attempt {
+  readonly ctx: RefreshContext;
+  readonly req: RefreshRequest;
+  /** The row as the lease read it (tokens decrypted). */
+  readonly token: TokenRecord;
+  readonly started: Date;
+}
+
+export function failed(token: TokenRecord | null, error: Failure, retryAfterMs?: number): RefreshOutcome {
+  return retryAfterMs === undefined ? { ok: false, token, error } : { ok: false, token, error, retryAfterMs };
+}
+
+export function reconnectRequired(token: TokenRecord): RefreshOutcome {
+  return failed(token, failure("reconnectRequired"));
+}
+
+/** Reads the row, mapping a storage failure or a missing row to an outcome instead of a throw. */
+export async function readToken(ctx: RefreshContext, userUlid: string): Promise<TokenRecord | RefreshOutcome> {
+  try {
+    const token = await ctx.store.get(userUlid);
+    return token ?? failed(null, failure("notFound"));
+  } catch (err) {
+    return failed(null, failureFromError(err, "storeUnavailable"));
+  }
+}
+
+export function isRecord(v: TokenRecord | RefreshOutcome): v is TokenRecord {
+  return "userUlid" in v;
+}
+
+/** Another caller settled this user: report the row as it is now. */
+export async function settledByOther(ctx: RefreshContext, userUlid: string): Promise<RefreshOutcome> {
+  const current = await readToken(ctx, userUlid);
+  if (!isRecord(current)) return current;
+  if (current.status === "RECONNECT_REQUIRED") return reconnectRequired(current);
+  return { ok: true, how: "by_other", token: current };
+}

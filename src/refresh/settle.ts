@@ -1,0 +1,151 @@
+/**
+ * Settling one Cal.com answer while holding the user's lease. Every path ends with the lease released
+ * (the store's writes release it in the same statement; the others release it explicitly).
+ */
+import type { CalRefreshResult } from "../core/calcom-result.js";
+import { ERROR_CODES } from "../core/errors.js";
+import { failure, failureFromCalcom, failureFromError, type Failure } from "../core/failures.js";
+import { backoffDelayMs } from "../core/policy.js";
+import { type Attempt, failed, isRecord, readToken, reconnectRequired, settledByOther } from "./attempt.js";
+import { alert, audit } from "./effects.js";
+import { extendLease, releaseLease } from "./lease.js";
+import { persistPair, type SuccessOutcome } from "./persist.js";
+import type { RefreshOutcome } from "./types.js";
+
+/** Routes one Cal.com answer. `success` says which call produced it (refresh or force-refresh). */
+export async function settle(a: Attempt, result: CalRefreshResult, success: SuccessOutcome): Promise<RefreshOutcome> {
+  switch (result.kind) {
+    case "refreshed":
+      return persistPair(a, result.pair, success);
+    case "rejected":
+      if (success === "FORCE_REFRESHED") return settleReconnect(a, `force-refresh rejected (${result.status})`);
+      return settleRejection(a, result.status);
+    case "rate_limited":
+      return settleTransient(a, { failure: failureFromCalcom(result), mayHaveRotated: false, retryAfterMs: result.resetMs });
+    case "transient":
+    case "malformed":
+      return settleTransient(a, { failure: failureFromCalcom(result), mayHaveRotated: result.mayHaveRotated });
+    case "config_error":
+      return settleConfigError(a, failureFromCalcom(result), result.status);
+  }
+}
+
+/** Our client credentials were refused: nothing about this user changes, an operator must act. */
+async function settleConfigError(a: Attempt, error: Failure, status: number): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  await releaseLease(ctx, token.userUlid);
+  ctx.log.error({ userUlid: token.userUlid, status }, "Cal.com rejected our client credentials");
+  await audit(
+    ctx,
+    { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "CONFIG_ERROR", errorCode: ERROR_CODES.calcomConfig },
+    a.started,
+  );
+  return failed(token, error);
+}
+
+/**
+ * A 400/404 is often a lost race, not a dead grant (docs/architecture.md#invariant-3-race-aware-rejection).
+ * Re-read first; if the refresh token is still the one Cal.com rejected, a managed user is recovered
+ * with force-refresh, an OAuth2 user must reconnect.
+ */
+export async function settleRejection(a: Attempt, status: number): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  const current = await readToken(ctx, token.userUlid);
+  if (isRecord(current) && current.version !== token.version) {
+    await releaseLease(ctx, token.userUlid);
+    return { ok: true, how: "by_other", token: current };
+  }
+  if (token.kind !== "managed" || token.calUserId === null) return settleReconnect(a, `refresh token rejected (${status})`);
+  // The force-refresh must also run under the lease, or a second process could rotate meanwhile.
+  // Losing the lease here leaves the rejected token in the row: report a retryable wait, not a success.
+  if (!(await extendLease(ctx, token.userUlid))) return failed(token, failure("leaseTimeout"));
+  ctx.log.warn(
+    { userUlid: token.userUlid, status, rotationUncertain: token.rotationUncertain },
+    token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing",
+  );
+  const forced = await ctx.calcom.forceRefreshManaged(token.calUserId);
+  // The old refresh token is dead either way now: a failed force-refresh leaves the rotation uncertain.
+  return settle({ ...a, token: { ...token, rotationUncertain: true } }, forced, "FORCE_REFRESHED");
+}
+
+/** The grant is dead: RECONNECT_REQUIRED (compare-and-swap on the version read), audit row, alert. */
+export async function settleReconnect(a: Attempt, why: string): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  let marked: boolean;
+  try {
+    marked = await ctx.store.markReconnectRequired({
+      userUlid: token.userUlid,
+      expectedVersion: token.version,
+      owner: ctx.ownerId,
+      code: ERROR_CODES.reconnectRequired,
+      now: ctx.clock(),
+    });
+  } catch (err) {
+    await releaseLease(ctx, token.userUlid);
+    return failed(token, failureFromError(err, "storeUnavailable"));
+  }
+  // The row moved on meanwhile (the user reconnected): their new pair stands; no alert, no audit.
+  if (!marked) return settledByOther(ctx, token.userUlid);
+  ctx.log.warn({ userUlid: token.userUlid, kind: token.kind }, `user must reconnect Cal.com: ${why}`);
+  const code = ERROR_CODES.reconnectRequired;
+  await audit(ctx, { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "RECONNECT_REQUIRED", errorCode: code }, a.started);
+  await alert(ctx, "reconnect_required", (s) =>
+    s.reconnectRequired({ userUlid: token.userUlid, kind: token.kind, code, now: ctx.clock() }),
+  );
+  return reconnectRequired({ ...token, status: "RECONNECT_REQUIRED" });
+}
+
+export interface TransientFailure {
+  failure: Failure;
+  /** Cal.com may have rotated: the next rejection is probably our own lost rotation. */
+  mayHaveRotated: boolean;
+  /** From a 429: when Cal.com's window resets. */
+  retryAfterMs?: number;
+}
+
+/** A failure worth retrying: damped failure bookkeeping, the next retry time, audit row and alert. */
+export async function settleTransient(a: Attempt, t: TransientFailure): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  const now = ctx.clock();
+  const code = t.failure.code;
+  // The failure count moves once per window, so the delay also grows with the streak's age: a long
+  // outage is retried less and less often (the sweep re-queues at this time, overriding job backoff).
+  const streakMs = token.firstFailureAt ? now.getTime() - token.firstFailureAt.getTime() : 0;
+  const delay = Math.max(t.retryAfterMs ?? 0, backoffDelayMs(token.failureCount, ctx.rand), Math.min(streakMs, 5 * 60_000));
+  let recorded: boolean;
+  try {
+    recorded = await ctx.store.recordFailure({
+      userUlid: token.userUlid,
+      expectedVersion: token.version,
+      owner: ctx.ownerId,
+      code,
+      rotationUncertain: t.mayHaveRotated || token.rotationUncertain,
+      nextRefreshAt: new Date(now.getTime() + delay),
+      failureWindowMs: ctx.policy.failureWindowMs,
+      now,
+    });
+  } catch (err) {
+    recorded = true; // unknown: report the failure as ours rather than hide it
+    await releaseLease(ctx, token.userUlid);
+    ctx.log.warn({ userUlid: token.userUlid, err }, "failure bookkeeping not written");
+  }
+  if (!recorded) {
+    // The row moved on during the call (a reconnect, a held pair written): that pair stands, and a
+    // failure of the old one is nobody's concern. Our lease may still be on the row.
+    await releaseLease(ctx, token.userUlid);
+    return settledByOther(ctx, token.userUlid);
+  }
+  ctx.log.warn({ userUlid: token.userUlid, code, mayHaveRotated: t.mayHaveRotated, retryInMs: delay }, "refresh failed; will retry");
+  await audit(ctx, { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "FAILED_TRANSIENT", errorCode: code }, a.started);
+  await alert(ctx, "refresh_failing", (s) =>
+    s.refreshFailing({
+      userUlid: token.userUlid,
+      kind: token.kind,
+      code,
+      accessTokenExpiresAt: token.accessTokenExpiresAt,
+      firstFailureAt: token.firstFailureAt ?? now,
+      now,
+    }),
+  );
+  return failed(token, t.failure, t.retryAfterMs);
+}

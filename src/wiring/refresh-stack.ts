@@ -1,0 +1,82 @@
+/**
+ * The refresh use case and what it needs, built from one Config. Shared by the composition roots
+ * that refresh tokens (the on-demand client, src/wiring/cal-token-client.ts, and the worker,
+ * src/wiring/worker-app.ts), so both wire the store, the Cal.com API, the held pairs and the policy
+ * the same way.
+ *
+ * Every resource built here registers its closer on the caller's releasers stack as it is created;
+ * an injected one (store, calcom) is not closed. Closing runs newest first: the refresher (waits for
+ * refreshes in flight, then flushes held pairs), then the Cal.com sockets, then the held-pair Redis
+ * client. The database client belongs to the caller, which registered it earlier, so it closes later.
+ * Starts no timers: the root starts `refresher.heldPairs` flushing.
+ */
+import type { Config } from "../config/config.js";
+import type { AlertSink, CalcomTokenApi, TokenStore } from "../core/ports.js";
+import type { Clock, Rand } from "../core/types.js";
+import type { Logger } from "../log/logger.js";
+import { recoveryRedis } from "../queue/connection.js";
+import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
+import type { OutcomeEvent } from "../refresh/types.js";
+import { createRedisHeldPairStore } from "../store/held-pair-store.js";
+import type { PrismaClient } from "../store/prisma.js";
+import { createTokenCipher } from "../store/token-cipher.js";
+import { createTokenStore } from "../store/token-store.js";
+import { calcomTokenApiFromConfig } from "./calcom-from-config.js";
+import type { Releasers } from "./releasers.js";
+
+export interface RefreshStack {
+  refresher: Refresher;
+  store: TokenStore;
+}
+
+export interface RefreshStackDeps {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  rand: Rand;
+  /** Where the stack registers the closers of what it creates. */
+  releasers: Releasers;
+  /** Needed unless `store` is given. */
+  prisma?: PrismaClient;
+  store?: TokenStore;
+  calcom?: CalcomTokenApi;
+  alerts?: AlertSink;
+  onOutcome?: (event: OutcomeEvent) => void;
+  policy?: Partial<typeof DEFAULT_REFRESH_POLICY>;
+}
+
+export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
+  const { config, logger, releasers } = deps;
+  const cipher = createTokenCipher(config.encryptionKeys);
+  const store = deps.store ?? createTokenStore({ prisma: deps.prisma as PrismaClient, cipher });
+  // Shared held pairs (Redis), so a pair this process could not write survives its crash.
+  const heldPairRedis = recoveryRedis(config.redisUrl);
+  releasers.add("held-pair redis", () => heldPairRedis.disconnect());
+  const calcom = deps.calcom ?? ownCalcom(config, logger, releasers);
+  const refresher = createRefresher({
+    store,
+    calcom,
+    heldPairStore: createRedisHeldPairStore({ redis: heldPairRedis, prefix: config.queuePrefix, cipher }),
+    logger,
+    clock: deps.clock,
+    rand: deps.rand,
+    policy: {
+      ...DEFAULT_REFRESH_POLICY,
+      ...deps.policy,
+      leaseMs: config.refresh.leaseMs,
+      leadMs: config.refresh.leadMs,
+      jitterMs: config.refresh.jitterMs,
+    },
+    ...(deps.alerts ? { alerts: deps.alerts } : {}),
+    ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
+  });
+  // Flushes held pairs while the database client (closed later) is still open.
+  releasers.add("refresher", () => refresher.close());
+  return { refresher, store };
+}
+
+function ownCalcom(config: Config, logger: Logger, releasers: Releasers): CalcomTokenApi {
+  const api = calcomTokenApiFromConfig(config, logger);
+  releasers.add("cal.com api", () => api.close());
+  return api;
+}
