@@ -9,6 +9,7 @@ import type { TokenMeta, TokenRecord, TokenStore } from "../src/core/ports.js";
 import type { Clock } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
 import { PRIORITY, type RefreshJobData } from "../src/queue/names.js";
+import { checkRefreshJob, REFRESH_JOB_SHAPE } from "../src/queue/refresh-job-data.js";
 import { scheduleRefresh } from "../src/queue/refresh-queue.js";
 import type { Refresher } from "../src/refresh/refresher.js";
 
@@ -38,7 +39,14 @@ export function createRefreshProcessor(deps: {
   }
 
   return async function processRefresh(job: Job<RefreshJobData>): Promise<RefreshJobResult> {
-    const { userUlid } = job.data;
+    const checked = checkRefreshJob(job);
+    if (!checked.ok) {
+      // Not written by our producers: fail it for good, before any read or call. The message names the
+      // problem, never a value (Bull Board shows it; a wrong job may carry a token anywhere).
+      log.warn({ jobId: shownJobId(job.id), problem: checked.problem }, "refresh job refused: invalid job data");
+      throw new UnrecoverableError(`${ERROR_CODES.invalidInput}: ${checked.problem}; expected ${REFRESH_JOB_SHAPE}`);
+    }
+    const { userUlid } = checked;
     let token: TokenRecord | null;
     try {
       token = await deps.store.get(userUlid);
@@ -70,9 +78,12 @@ export function createRefreshProcessor(deps: {
       return { result: outcome.how, version: outcome.token.version };
     }
     const { error } = outcome;
-    if (error.code === ERROR_CODES.rateLimited) {
-      // Pause the whole queue until Cal.com's window resets; this does not use up an attempt.
-      await deps.queue.rateLimit(outcome.retryAfterMs ?? 60_000);
+    const pauseMs = queueWidePauseMs(error.code, outcome.retryAfterMs);
+    if (pauseMs !== null) {
+      // Not this user's problem: Cal.com's window, our shared budget or our configuration. Pause the
+      // whole queue (every worker process) until it may have changed; no attempt is used up.
+      log.warn({ userUlid, code: error.code, pauseMs }, "refresh queue paused");
+      await deps.queue.rateLimit(pauseMs);
       throw Worker.RateLimitError();
     }
     if (error.code === ERROR_CODES.reconnectRequired) return { result: "reconnect_required" };
@@ -81,4 +92,20 @@ export function createRefreshProcessor(deps: {
     // user up again at the row's nextRefreshAt.
     throw new Error(error.code);
   };
+}
+
+/** When the breaker has no probe time yet (the attempt that opened it), wait its first probe delay. */
+const CONFIG_ERROR_PAUSE_MS = 15_000;
+
+/** Failures that concern every user, not this one: how long the whole queue should wait, or null. */
+function queueWidePauseMs(code: string, retryAfterMs: number | undefined): number | null {
+  if (code === ERROR_CODES.rateLimited) return retryAfterMs ?? 60_000;
+  if (code === ERROR_CODES.budgetExhausted) return retryAfterMs ?? 1_000;
+  if (code === ERROR_CODES.calcomConfig) return retryAfterMs ?? CONFIG_ERROR_PAUSE_MS;
+  return null;
+}
+
+/** Our producers' jobs have BullMQ's numeric ids; anything else is not echoed into logs. */
+function shownJobId(id: string | undefined): string {
+  return id !== undefined && /^[0-9]{1,20}$/.test(id) ? id : "(not a numeric id)";
 }

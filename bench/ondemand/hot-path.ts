@@ -145,7 +145,7 @@ function cipherCost(keys: { id: string; key: Buffer }[], ctx: BenchContext): { e
   const cipher: TokenCipher = createTokenCipher(keys);
   const token = ctx.fake.createManagedUser().accessToken;
   const ulidText = "01JBENCHBENCHBENCHBENCHBEN";
-  const env = cipher.encrypt(token, ulidText);
+  const env = cipher.encrypt(token, ulidText, "access_token");
   const batch = 1_000;
   const run = (fn: () => void) => {
     for (let i = 0; i < 300; i++) fn();
@@ -157,7 +157,10 @@ function cipherCost(keys: { id: string; key: Buffer }[], ctx: BenchContext): { e
     }
     return median(per);
   };
-  return { encryptUs: run(() => void cipher.encrypt(token, ulidText)), decryptUs: run(() => void cipher.decrypt(env, ulidText)) };
+  return {
+    encryptUs: run(() => void cipher.encrypt(token, ulidText, "access_token")),
+    decryptUs: run(() => void cipher.decrypt(env, ulidText, "access_token")),
+  };
 }
 
 export const hotPathSection: Section = {

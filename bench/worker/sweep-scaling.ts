@@ -55,8 +55,8 @@ async function sweepScaling(ctx: BenchContext): Promise<Row[]> {
   // Envelopes of a real token's size; the sweep never decrypts them.
   const cipher = createTokenCipher(config.encryptionKeys);
   const seed = ctx.fake.createManagedUser();
-  const accessEnc = cipher.encrypt(seed.accessToken, "00000000000000000000000000");
-  const refreshEnc = cipher.encrypt(seed.refreshToken, "00000000000000000000000000");
+  const accessEnc = cipher.encrypt(seed.accessToken, "00000000000000000000000000", "access_token");
+  const refreshEnc = cipher.encrypt(seed.refreshToken, "00000000000000000000000000", "refresh_token");
   const base = new Date(Date.now() + 60 * 60_000);
   const fill = (from: number, to: number) => fillRows(sql, from, to, accessEnc, refreshEnc, base);
 

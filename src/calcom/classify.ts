@@ -6,10 +6,12 @@
  * echoes tokens), never from request data.
  */
 import type { CalRefreshResult } from "../core/calcom-result.js";
-import { parseManagedPair, parseOAuth2Pair } from "./schemas.js";
+import { type ErrorBody, parseJson, readErrorBody } from "./error-body.js";
+import { matchRejection, NOT_COMMITTED_5XX, statusRule, type TokenEndpoint } from "./rules.js";
+import { parseTokenBody } from "./token-body.js";
 
 export type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
-export type TokenEndpoint = "managed" | "oauth2";
+export type { TokenEndpoint };
 
 /** Used when a 429 carries no usable reset header: Cal.com's default window and block are both 60 s. */
 export const DEFAULT_RATE_LIMIT_RESET_MS = 60_000;
@@ -17,15 +19,10 @@ export const DEFAULT_RATE_LIMIT_RESET_MS = 60_000;
 const MAX_RATE_LIMIT_RESET_MS = 3_600_000;
 const MAX_MESSAGE_CHARS = 300;
 
-export function classifyManaged(status: number, headers: ResponseHeaders, bodyText: string): CalRefreshResult {
-  return classifyResponse("managed", status, headers, bodyText, 0);
-}
-
-/** `nowMs` turns the relative `expires_in` into an absolute expiry. */
-export function classifyOAuth2(status: number, headers: ResponseHeaders, bodyText: string, nowMs: number): CalRefreshResult {
-  return classifyResponse("oauth2", status, headers, bodyText, nowMs);
-}
-
+/**
+ * `nowMs` is when the request was sent: relative expiries count from it, absolute ones are checked
+ * against it.
+ */
 export function classifyResponse(
   endpoint: TokenEndpoint,
   status: number,
@@ -39,63 +36,39 @@ export function classifyResponse(
     // The server answered 2xx, so it committed the rotation: an unusable body means the old refresh
     // token is most likely dead already.
     if (body === undefined) return malformed(status, `Cal.com ${status}: body is not JSON`, true);
-    const parsed = endpoint === "managed" ? parseManagedPair(body) : parseOAuth2Pair(body, nowMs);
-    return parsed.ok ? { kind: "refreshed", pair: parsed.pair } : malformed(status, `Cal.com ${status}: ${parsed.reason}`, true);
+    const parsed = parseTokenBody(body, nowMs);
+    if (!parsed.ok) return malformed(status, `Cal.com ${status}: ${parsed.reason}`, true);
+    return { kind: "refreshed", pair: parsed.pair, expiry: parsed.expiry };
   }
 
-  if (status === 429) return { kind: "rate_limited", status: 429, resetMs: rateLimitResetMs(headers, nowMs) };
-
-  const err = errorFields(body);
+  const err = readErrorBody(body);
   const text = describe(status, err);
+  const rejection = matchRejection(endpoint, status, err);
+  if (rejection) return { kind: "rejected", status, code: err.code ?? `HTTP_${status}`, message: text };
 
-  if (status === 400 || status === 404) {
-    // RFC 6749 §5.2 allows invalid_client with 400: that is about OUR credentials, and calling it
-    // `rejected` would mark every user's grant dead because of one bad deploy.
-    if (endpoint === "oauth2" && err.code !== undefined && err.code !== "invalid_grant") {
-      // Only invalid_grant is about the user's refresh token; invalid_client, unauthorized_client,
-      // invalid_request, unsupported_grant_type… are about our client or our request, and calling
-      // them `rejected` would send every OAuth2 user to "reconnect required" after one bad deploy.
-      return { kind: "config_error", status, message: text };
+  const { outcome } = statusRule(status);
+  switch (outcome.kind) {
+    case "rate_limited":
+      return { kind: "rate_limited", status: 429, resetMs: rateLimitResetMs(headers, nowMs) };
+    case "transient": {
+      const mayHaveRotated = outcome.reason === "server_error" && !NOT_COMMITTED_5XX.includes(status);
+      return { kind: "transient", reason: outcome.reason, status, mayHaveRotated, message: text };
     }
-    // Cal.com always answers 400/404 with a JSON error. A bare 400/404 (HTML, empty) comes from a wrong
-    // CAL_API_URL or a proxy: treating it as a dead grant would send every user to force-refresh and
-    // then to "reconnect required" after one bad deploy.
-    if (err.code === undefined && body === undefined) {
-      return { kind: "config_error", status, message: `${text} without a Cal.com error body (check CAL_API_URL)` };
-    }
-    return { kind: "rejected", status, code: err.code ?? `HTTP_${status}`, message: text };
+    case "config_error":
+      return { kind: "config_error", status, message: `${text} (${configHint(status, err)})` };
+    case "malformed":
+      return malformed(status, `unexpected status: ${text}`, false);
   }
-
-  if (status === 401 || status === 403) {
-    // Only a grant error names the user's token; every other 401/403 here is about our client id/secret.
-    if (endpoint === "oauth2" && err.code === "invalid_grant") {
-      return { kind: "rejected", status, code: err.code, message: text };
-    }
-    return { kind: "config_error", status, message: text };
-  }
-
-  if (status >= 500 && status < 600) {
-    return { kind: "transient", reason: "server_error", status, mayHaveRotated: gatewayMayHaveCommitted(status), message: text };
-  }
-
-  // 408: the server gave up waiting for our request, so it never ran the handler.
-  if (status === 408) return { kind: "transient", reason: "timeout", status, mayHaveRotated: false, message: text };
-
-  // Everything else (1xx/3xx with redirects off, 405, 409, 413, 415, 422, 498, …) is a request Cal.com
-  // refused before its token transaction (guards, pipes and routing run first; a 409 from the
-  // transaction rolls it back), so the stored token is still the live one. It is not retryable
-  // as-is either, hence `malformed` rather than `transient`: an operator should look.
-  return malformed(status, `unexpected status: ${text}`, false);
 }
 
-/**
- * 502/504 (and Cloudflare 520/524) come from a proxy that may have given up while Cal.com was still
- * committing. 500/501/503/505 and 521–523 mean the handler failed (its transaction rolled back) or was
- * never reached. Unknown 5xx count as "may have rotated": wrongly assuming a rotation costs one extra
- * refresh attempt, wrongly assuming none loses the grant.
- */
-function gatewayMayHaveCommitted(status: number): boolean {
-  return ![500, 501, 503, 505, 521, 522, 523].includes(status);
+/** One clause on what to check, so the operator's first log line points the right way. */
+function configHint(status: number, err: ErrorBody): string {
+  if (err.shape === "none") return "not an answer from Cal.com's API: check CAL_API_URL and any proxy";
+  if (status === 404 && err.code === "NotFoundException" && err.message?.startsWith("Cannot ")) {
+    return "route not found: check CAL_API_URL (the base URL, without /v2)";
+  }
+  if (status === 401 || status === 403) return "client credentials refused: check the client id and secret";
+  return "not a documented rejection of the grant: check the configuration";
 }
 
 /**
@@ -125,31 +98,7 @@ function toSeconds(v: string | string[] | undefined): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-function parseJson(text: string): unknown {
-  if (text.trim() === "") return undefined;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Cal.com envelope `{error:{code,message}}` or RFC 6749 `{error, error_description}`; anything else → none. */
-function errorFields(body: unknown): { code?: string; message?: string } {
-  if (typeof body !== "object" || body === null) return {};
-  const { error, error_description: desc, message: topMessage } = body as Record<string, unknown>;
-  if (typeof error === "string") {
-    return { code: error, ...(typeof desc === "string" ? { message: desc } : {}) };
-  }
-  if (typeof error === "object" && error !== null) {
-    const { code, message } = error as Record<string, unknown>;
-    return { ...(typeof code === "string" ? { code } : {}), ...(typeof message === "string" ? { message } : {}) };
-  }
-  // Legacy web endpoints answer `{"message":"Unauthorized"}` (docs/calcom-api.md#error-shapes).
-  return typeof topMessage === "string" ? { message: topMessage } : {};
-}
-
-function describe(status: number, err: { code?: string; message?: string }): string {
+function describe(status: number, err: ErrorBody): string {
   const parts = [`Cal.com ${status}`, err.code, err.message].filter((p): p is string => !!p);
   const text = parts.join(": ");
   return text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}…` : text;

@@ -23,7 +23,7 @@ export interface CalcomTokenApiDeps {
   logger: Logger;
   /** OAuth2 app credentials; default to clientId/clientSecret. */
   oauth2?: { clientId: string; clientSecret: string };
-  /** Wall clock in epoch ms, for turning OAuth2 `expires_in` into an absolute expiry. */
+  /** Wall clock in epoch ms: relative expiries count from the request's start, absolute ones are checked against it. */
   now?: () => number;
 }
 
@@ -31,8 +31,6 @@ export interface HttpCalcomTokenApi extends CalcomTokenApi {
   /** Destroys the keep-alive sockets (graceful shutdown, tests). The client is unusable afterwards. */
   close(): void;
 }
-
-type Op = "managed.refresh" | "managed.forceRefresh" | "oauth2.token";
 
 export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenApi {
   const base = checkedBaseUrl(deps.baseUrl);
@@ -66,12 +64,15 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
     // (docs/calcom-api.md#access-tokens-498-and-401-invalid-access-token).
     headers: { accept: "application/json", "user-agent": "cal-token-worker" },
   });
-  // x-cal-client-id moves these calls from the per-IP bucket (120/min) to the client bucket (500/min).
+  // x-cal-client-id moves these calls from the per-IP bucket (120/min) to the client bucket (500/min)
+  // (docs/calcom-api.md#rate-limits).
   const platformHeaders = { "x-cal-secret-key": deps.clientSecret, "x-cal-client-id": deps.clientId };
+  // The OAuth2 endpoint authenticates by the body's client_id/client_secret and ignores the header; the
+  // throttler reads it first, so token calls get their own client bucket instead of sharing our IP's.
+  const oauth2Headers = { "x-cal-client-id": oauth2.clientId };
 
   async function call(
-    op: Op,
-    endpoint: TokenEndpoint,
+    op: TokenEndpoint,
     url: string,
     opts: { headers?: Record<string, string>; json?: Record<string, unknown> },
     secrets: string[],
@@ -89,7 +90,7 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
     }
     const raw =
       "res" in outcome
-        ? classifyResponse(endpoint, outcome.res.statusCode, outcome.res.headers as ResponseHeaders, outcome.res.body, requestedAtMs)
+        ? classifyResponse(op, outcome.res.statusCode, outcome.res.headers as ResponseHeaders, outcome.res.body, requestedAtMs)
         : outcome.failed;
     const status = "res" in outcome ? outcome.res.statusCode : "status" in raw ? raw.status : null;
     const result = scrub(raw, secrets);
@@ -105,15 +106,12 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
     async refreshManaged(refreshToken) {
       requireText(refreshToken, "refreshToken");
       const url = `${base}/v2/oauth/${encodeURIComponent(deps.clientId)}/refresh`;
-      return call("managed.refresh", "managed", url, { headers: platformHeaders, json: { refreshToken } }, [
-        ...managedSecrets,
-        refreshToken,
-      ]);
+      return call("managed.refresh", url, { headers: platformHeaders, json: { refreshToken } }, [...managedSecrets, refreshToken]);
     },
     async forceRefreshManaged(calUserId) {
       if (!Number.isSafeInteger(calUserId) || calUserId <= 0) throw new TypeError("calUserId must be a positive integer");
       const url = `${base}/v2/oauth-clients/${encodeURIComponent(deps.clientId)}/users/${calUserId}/force-refresh`;
-      return call("managed.forceRefresh", "managed", url, { headers: platformHeaders }, managedSecrets);
+      return call("managed.forceRefresh", url, { headers: platformHeaders }, managedSecrets);
     },
     async refreshOAuth2(refreshToken) {
       requireText(refreshToken, "refreshToken");
@@ -123,7 +121,7 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
         client_secret: oauth2.clientSecret,
         refresh_token: refreshToken,
       };
-      return call("oauth2.token", "oauth2", `${base}/v2/auth/oauth2/token`, { json }, [...oauth2Secrets, refreshToken]);
+      return call("oauth2.token", `${base}/v2/auth/oauth2/token`, { headers: oauth2Headers, json }, [...oauth2Secrets, refreshToken]);
     },
     close() {
       agent.http.destroy();
@@ -132,13 +130,17 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
   };
 }
 
-function logResult(log: Logger, op: Op, r: CalRefreshResult, status: number | null, durationMs: number): void {
+function logResult(log: Logger, op: TokenEndpoint, r: CalRefreshResult, status: number | null, durationMs: number): void {
   const fields: Record<string, unknown> = { op, kind: r.kind, status, durationMs };
   if (r.kind === "transient") fields.reason = r.reason;
   if (r.kind === "transient" || r.kind === "malformed") fields.mayHaveRotated = r.mayHaveRotated;
   if (r.kind === "rejected") fields.code = r.code;
+  if (r.kind === "refreshed" && r.expiry) {
+    fields.expirySource = r.expiry.source;
+    if (r.expiry.source === "assumed") fields.expiryAssumed = r.expiry.assumed;
+  }
   if (r.kind === "refreshed") log.info(fields, `${op} ok`);
-  else if (r.kind === "config_error") log.error(fields, `${op} failed: Cal.com rejected our client credentials`);
+  else if (r.kind === "config_error") log.error(fields, `${op} failed: not a token answer (configuration): ${r.message}`);
   else log.warn(fields, `${op} ${r.kind}`);
 }
 
@@ -161,6 +163,9 @@ function checkedBaseUrl(raw: string): string {
     throw new TypeError("baseUrl must be an absolute URL");
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new TypeError("baseUrl must be http(s)");
+  // got would turn user:pass@ into an Authorization header, which token calls must never carry.
+  if (u.username !== "" || u.password !== "") throw new TypeError("baseUrl must not contain credentials");
+  if (u.search !== "" || u.hash !== "") throw new TypeError("baseUrl must not have a query or fragment");
   return raw.replace(/\/+$/, "");
 }
 

@@ -19,6 +19,11 @@ export interface Config {
     leadMs: number;
     jitterMs: number;
     onDemandBufferMs: number;
+    /** Cap on how long a request path waits for an expired token's refresh (ON_DEMAND_WAIT_MS). */
+    onDemandWaitMs: number;
+    /** Minimum time between two refreshes of one user (MIN_REFRESH_INTERVAL_SECONDS); stops loops. */
+    minIntervalMs: number;
+    /** Base lease held outside Cal.com calls, renewed before each call to cover its timeout. */
     leaseMs: number;
     ratePerMinute: number;
   };
@@ -28,9 +33,13 @@ export interface Config {
   workerConcurrency: number;
   events: { webhookUrl: string; secret: string } | null;
   bullBoard: { username: string; password: string } | null;
+  /** `/metrics` accepts `Authorization: Bearer <this>` when set. */
+  metricsBearerToken: string | null;
   port: number;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   queuePrefix: string;
+  /** Values that were normalised (e.g. a trailing /v2 dropped from CAL_API_URL), for the root to log once. */
+  notes: string[];
 }
 
 /**
@@ -48,7 +57,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     calcom: {
-      apiUrl: e.CAL_API_URL.replace(/\/+$/, ""),
+      apiUrl: e.CAL_API_URL.origin,
       clientId: e.CAL_CLIENT_ID,
       clientSecret: e.CAL_CLIENT_SECRET,
       oauth2: {
@@ -62,6 +71,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leadMs: e.REFRESH_LEAD_SECONDS * 1000,
       jitterMs: e.REFRESH_JITTER_SECONDS * 1000,
       onDemandBufferMs: e.ON_DEMAND_BUFFER_SECONDS * 1000,
+      onDemandWaitMs: e.ON_DEMAND_WAIT_MS,
+      minIntervalMs: e.MIN_REFRESH_INTERVAL_SECONDS * 1000,
       leaseMs: e.REFRESH_LEASE_SECONDS * 1000,
       ratePerMinute: e.CAL_REFRESH_RATE_PER_MINUTE,
     },
@@ -70,9 +81,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     workerConcurrency: e.WORKER_CONCURRENCY,
     events: e.EVENTS_WEBHOOK_URL && e.EVENTS_WEBHOOK_SECRET ? { webhookUrl: e.EVENTS_WEBHOOK_URL, secret: e.EVENTS_WEBHOOK_SECRET } : null,
     bullBoard: e.BULL_BOARD_USERNAME && e.BULL_BOARD_PASSWORD ? { username: e.BULL_BOARD_USERNAME, password: e.BULL_BOARD_PASSWORD } : null,
+    metricsBearerToken: e.METRICS_BEARER_TOKEN ?? null,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     queuePrefix: e.QUEUE_PREFIX,
+    notes: [e.CAL_API_URL.note].filter((n): n is string => n !== null),
   };
 }
 

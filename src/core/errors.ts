@@ -18,6 +18,11 @@ export const ERROR_CODES = {
   leaseTimeout: "refresh.lease_timeout",
   waitTimeout: "refresh.wait_timeout",
   operationTimeout: "operation.timeout",
+  budgetExhausted: "refresh.budget_exhausted",
+  /** Not failures: notes on a successful refresh's audit row (the expiry was assumed / converted). */
+  expiryAssumed: "calcom.expiry_assumed",
+  expiryConverted: "calcom.expiry_converted",
+  refreshInProgress: "token.refresh_in_progress",
   refreshFailed: "refresh.failed",
   queueUnavailable: "queue.unavailable",
   config: "config.invalid",

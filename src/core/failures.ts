@@ -38,7 +38,19 @@ export const FAILURES = {
   calcomTimeout: { code: ERROR_CODES.timeout, message: "Cal.com did not answer in time", retryable: true },
   calcomTransient: { code: ERROR_CODES.transient, message: "Cal.com is unavailable", retryable: true },
   calcomMalformed: { code: ERROR_CODES.malformed, message: "Cal.com answered with an unusable body", retryable: true },
-  calcomConfig: { code: ERROR_CODES.calcomConfig, message: "Cal.com rejected the client credentials", retryable: false },
+  calcomConfig: { code: ERROR_CODES.calcomConfig, message: "Cal.com rejected the client configuration", retryable: true },
+  callsSuspended: {
+    code: ERROR_CODES.calcomConfig,
+    message: "token calls are suspended fleet-wide after Cal.com refused the client configuration; a probe retries",
+    retryable: true,
+  },
+  budgetExhausted: {
+    code: ERROR_CODES.budgetExhausted,
+    message: "the shared Cal.com token-call budget is used up for now",
+    retryable: true,
+  },
+  refreshInProgress: { code: ERROR_CODES.refreshInProgress, message: "a refresh is in progress; try again shortly", retryable: true },
+  coolingDown: { code: ERROR_CODES.transient, message: "Cal.com failed recently for this user; not calling again yet", retryable: true },
   timeout: { code: ERROR_CODES.operationTimeout, message: "an operation timed out", retryable: true },
 } as const satisfies Record<string, Failure>;
 
@@ -62,14 +74,23 @@ export function failureFromError(err: unknown, fallback: FailureKind): Failure {
   return failure(fallback);
 }
 
+/** A code stored on the row by an earlier attempt, if it is one of ours (else a plain transient). */
+function storedCode(lastFailureCode: string | null): ErrorCode {
+  const known = Object.values(ERROR_CODES) as string[];
+  return lastFailureCode !== null && known.includes(lastFailureCode) ? (lastFailureCode as ErrorCode) : ERROR_CODES.transient;
+}
+
 /**
  * Another process's refresh attempt failed while we waited for its lease: we report its failure (the
  * code it stored on the row) instead of calling Cal.com again at once.
  */
 export function concurrentAttemptFailure(lastFailureCode: string | null): Failure {
-  const known = Object.values(ERROR_CODES) as string[];
-  const code = lastFailureCode !== null && known.includes(lastFailureCode) ? (lastFailureCode as ErrorCode) : ERROR_CODES.transient;
-  return { code, message: "a concurrent refresh attempt just failed", retryable: true };
+  return { code: storedCode(lastFailureCode), message: "a concurrent refresh attempt just failed", retryable: true };
+}
+
+/** The user is inside the cool-down after a failure: the stored failure, without calling Cal.com again. */
+export function coolingDownFailure(lastFailureCode: string | null): Failure {
+  return { code: storedCode(lastFailureCode), message: FAILURES.coolingDown.message, retryable: true };
 }
 
 /** The failure a non-refreshed Cal.com answer means for the caller (rejections are settled elsewhere). */

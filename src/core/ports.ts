@@ -78,10 +78,12 @@ export interface TokenStore {
    */
   save(input: SaveTokensInput): Promise<TokenMeta | null>;
   /**
-   * Atomically take the refresh lease if it is free or lapsed (one UPDATE … RETURNING), which also
-   * re-reads the row. `until` must outlive the HTTP timeout of the refresh call.
+   * Atomically takes the refresh lease for `forMs` if it is free or lapsed (one UPDATE … RETURNING,
+   * which also re-reads the row). Lapse and length are judged by the DATABASE's clock, so processes
+   * with skewed clocks agree. `owner` is one refresh attempt's lease token: re-entrant (extends) for
+   * the same token only, so two attempts can never hold one row, even within one process.
    */
-  acquireLease(userUlid: string, owner: string, until: Date, now: Date): Promise<LeaseResult>;
+  acquireLease(userUlid: string, owner: string, forMs: number): Promise<LeaseResult>;
   /** Release only if `owner` still holds it. */
   releaseLease(userUlid: string, owner: string): Promise<void>;
   /**
@@ -96,7 +98,8 @@ export interface TokenStore {
     nextRefreshAt: Date;
     now: Date;
     /** Written in the same statement when the swap succeeds (one commit instead of two). */
-    audit?: { outcome: AuditOutcome; trigger: string; durationMs: number };
+    /** `errorCode` notes something odd about a success (e.g. an expiry Cal.com did not give). */
+    audit?: { outcome: AuditOutcome; trigger: string; durationMs: number; errorCode?: string | null };
   }): Promise<{ ok: true; meta: TokenMeta } | { ok: false }>;
   /**
    * Failure bookkeeping, CAS on version (a stale failure never touches a newer pair). The count goes
@@ -138,6 +141,10 @@ export interface AlertSink {
   reconnectRequired(input: { userUlid: string; kind: CalTokenKind; code: string; now: Date }): Promise<void>;
   /** Called after a successful refresh or save that followed failures; emits `token.recovered` if an alert was raised. */
   recovered(input: { userUlid: string; kind: CalTokenKind; now: Date }): Promise<void>;
+  /** The configuration breaker opened: token calls stopped fleet-wide (one event per opening). */
+  callsSuspended?(input: { reason: string; now: Date }): Promise<void>;
+  /** A probe succeeded and the breaker closed: token calls resumed. */
+  callsResumed?(input: { now: Date }): Promise<void>;
 }
 
 /**
@@ -156,10 +163,17 @@ export interface HeldPair {
   raw?: string;
 }
 
-/** Shared storage for held pairs (Redis), so a pair survives the crash of the process that got it. */
+/**
+ * Shared storage for held pairs (Redis), so a pair survives the crash of the process that got it.
+ * Whatever `get` and `list` return authenticated as a whole record of that user and makes sense; a
+ * record that does not is quarantined by the store (kept aside, logged, counted), never returned, and
+ * never stops the others. Only the flush's compare-and-swap makes an old authentic record harmless.
+ */
 export interface HeldPairStore {
+  /** Stores (replaces) the user's record; the result's `raw` identifies it. */
   put(held: HeldPair): Promise<HeldPair>;
   get(userUlid: string): Promise<HeldPair | null>;
+  /** Up to `limit` records, oldest first, from an index (never a keyspace scan). */
   list(limit: number): Promise<HeldPair[]>;
   /** Deletes the record only if it is still exactly `held` (a newer one stays). */
   remove(held: HeldPair): Promise<void>;

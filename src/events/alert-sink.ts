@@ -55,6 +55,18 @@ export function createAlertSink(deps: {
     return true;
   }
 
+  async function emitFleet(type: TokenEventType, data: TokenEventData, now: Date): Promise<void> {
+    const id = newId();
+    const event: TokenEvent = { id, type, userUlid: null, occurredAt: now.toISOString(), data };
+    await eventStore.insertFleetEvent({ id, type, payload: event, now });
+    logger.info({ eventId: id, eventType: type }, "fleet event recorded");
+    try {
+      relay?.kick();
+    } catch (err) {
+      logger.warn({ err, eventId: id }, "could not kick the event relay");
+    }
+  }
+
   return {
     async refreshFailing(input) {
       const { now } = input;
@@ -95,5 +107,9 @@ export function createAlertSink(deps: {
     async recovered(input) {
       await emit(input.userUlid, ["FAILING", "RECONNECT"], "NONE", TOKEN_EVENT_TYPES.recovered, { kind: input.kind }, input.now);
     },
+
+    // Fleet-wide: the breaker's own atomic open/close (src/fleet/config-breaker.ts) makes each fire once.
+    callsSuspended: (input) => emitFleet(TOKEN_EVENT_TYPES.configError, { reason: input.reason }, input.now),
+    callsResumed: (input) => emitFleet(TOKEN_EVENT_TYPES.configResolved, {}, input.now),
   };
 }

@@ -5,6 +5,10 @@ export const TOKEN_EVENT_TYPES = {
   refreshFailing: "token.refresh_failing",
   reconnectRequired: "token.reconnect_required",
   recovered: "token.recovered",
+  /** Fleet-wide (userUlid null): Cal.com refused our client configuration; token calls stopped. */
+  configError: "token.config_error",
+  /** Fleet-wide (userUlid null): a probe succeeded; token calls resumed. */
+  configResolved: "token.config_resolved",
 } as const;
 export type TokenEventType = (typeof TOKEN_EVENT_TYPES)[keyof typeof TOKEN_EVENT_TYPES];
 
@@ -17,14 +21,18 @@ export interface TokenEvent {
   /** ULID; also the idempotency key and the BullMQ job id. */
   id: string;
   type: TokenEventType;
-  userUlid: string;
+  /** The user, or null for the fleet-wide `token.config_error` / `token.config_resolved`. */
+  userUlid: string | null;
   /** ISO 8601, when the status flipped (not when the webhook was sent). */
   occurredAt: string;
   data: TokenEventData;
 }
 
 export interface TokenEventData {
-  kind: CalTokenKind;
+  /** The user's token kind (user events only). */
+  kind?: CalTokenKind;
+  /** Why token calls stopped (`token.config_error` only): Cal.com's status, code and message, never a token. */
+  reason?: string;
   /** Classified error code (e.g. `calcom.transient`), never a raw response body. */
   errorCode?: string;
   /** ISO 8601; lets the web app tell how soon the user will notice. */
@@ -36,18 +44,16 @@ export interface DeliverEventJobData {
   eventId: string;
 }
 
+const FLEET_EVENT_TYPES: readonly string[] = [TOKEN_EVENT_TYPES.configError, TOKEN_EVENT_TYPES.configResolved];
+
 /** Narrows an outbox payload read back from Postgres (jsonb) to a TokenEvent. */
 export function isTokenEvent(value: unknown): value is TokenEvent {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   const data = v.data as Record<string, unknown> | null | undefined;
-  return (
-    typeof v.id === "string" &&
-    typeof v.userUlid === "string" &&
-    typeof v.occurredAt === "string" &&
-    Object.values(TOKEN_EVENT_TYPES).includes(v.type as TokenEventType) &&
-    typeof data === "object" &&
-    data !== null &&
-    (data.kind === "managed" || data.kind === "oauth2")
-  );
+  if (typeof v.id !== "string" || typeof v.occurredAt !== "string" || typeof data !== "object" || data === null) return false;
+  if (!Object.values(TOKEN_EVENT_TYPES).includes(v.type as TokenEventType)) return false;
+  // Fleet events name no user; user events name one and its token kind.
+  if (FLEET_EVENT_TYPES.includes(v.type as string)) return v.userUlid === null;
+  return typeof v.userUlid === "string" && (data.kind === "managed" || data.kind === "oauth2");
 }

@@ -1,21 +1,21 @@
-import { timingSafeEqual, createHash } from "node:crypto";
 import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import fastifyBasicAuth from "@fastify/basic-auth";
 import type { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
+import { withTimeout } from "../core/timeout.js";
+import type { Logger } from "../log/logger.js";
+import { boardWriteGuard } from "./board-guard.js";
 import { BOARD_DATA_KEYS, BOARD_RETURN_VALUE_KEYS, pickShown, shownProgress } from "./board-redaction.js";
+import { credentialsMatch, type BoardCredentials } from "./credentials.js";
+
+export { credentialsMatch, type BoardCredentials } from "./credentials.js";
 
 export interface BoardQueues {
   refresh: Queue;
   sweep: Queue;
   events: Queue;
-}
-
-export interface BoardCredentials {
-  username: string;
-  password: string;
 }
 
 export const BOARD_TITLE = "cal-token-worker";
@@ -24,7 +24,9 @@ export const BOARD_TITLE = "cal-token-worker";
  * A BullMQ adapter that shows only allow-listed fields of job data, return values and scheduler
  * templates. The board's job list/detail go through `format()`; the schedulers page does not, so
  * templates are filtered here. (Failure reasons and stack traces are shown as stored: the code that
- * throws keeps secrets out of error messages, which the suite's secret scan checks.)
+ * throws keeps secrets out of error messages, which the suite's secret scan checks.) The UI offers
+ * retries of failed jobs only, and no rate-limit or scheduler editing; the server-side guarantee is
+ * the write guard (./board-guard.ts), which also refuses what the UI cannot hide (add, pause, clean…).
  */
 class RedactingBullMQAdapter extends BullMQAdapter {
   constructor(
@@ -32,10 +34,22 @@ class RedactingBullMQAdapter extends BullMQAdapter {
     options: { readOnlyMode: boolean; description: string },
     private readonly dataKeys: readonly string[],
   ) {
-    super(queue, { ...options, allowRetries: !options.readOnlyMode });
+    super(queue, retryOptions(options));
     this.setFormatter("data", (data: unknown) => pickShown(data, dataKeys));
     this.setFormatter("returnValue", formatReturnValue);
     this.setFormatter("progress", shownProgress);
+  }
+
+  override get supportsGlobalRateLimit(): boolean {
+    return false;
+  }
+
+  override get supportsJobSchedulerUpdate(): boolean {
+    return false;
+  }
+
+  override get supportsJobSchedulerRun(): boolean {
+    return false;
   }
 
   override async getJobSchedulers(): ReturnType<BullMQAdapter["getJobSchedulers"]> {
@@ -44,21 +58,69 @@ class RedactingBullMQAdapter extends BullMQAdapter {
   }
 }
 
+/** Retries of failed jobs only (the UI offers no retry of completed ones); none on a read-only queue. */
+function retryOptions(options: { readOnlyMode: boolean; description: string }): ConstructorParameters<typeof BullMQAdapter>[1] {
+  // allowCompletedRetries is read by the base adapter but missing from BullMQAdapter's option type.
+  const all = { ...options, allowRetries: !options.readOnlyMode, allowCompletedRetries: false };
+  return all;
+}
+
 function formatReturnValue(value: unknown): unknown {
   if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return value;
   return pickShown(value, BOARD_RETURN_VALUE_KEYS);
 }
 
+type ApiRoutes = Parameters<FastifyAdapter["setApiRoutes"]>[0];
+type BoardErrorHandler = Parameters<FastifyAdapter["setErrorHandler"]>[0];
+
 /**
- * Mounts Bull Board at `basePath` inside its own encapsulated plugin, so basic auth guards the board's
- * pages, assets and API, and nothing else on the server. Refresh and sweep are writable (ops retry and
- * promote jobs there); the events queue is read-only.
+ * Every board API call is bounded: a Redis that hangs turns into a TimeoutError, which the error
+ * handler answers with 503, instead of a request that waits for Redis to come back.
+ */
+class BoundedFastifyAdapter extends FastifyAdapter {
+  constructor(private readonly timeoutMs: number) {
+    super();
+  }
+
+  override setApiRoutes(routes: ApiRoutes): FastifyAdapter {
+    const bounded = routes.map((route) => ({
+      ...route,
+      handler: (request?: Parameters<(typeof route)["handler"]>[0]) =>
+        withTimeout(Promise.resolve(route.handler(request)), this.timeoutMs, "Bull Board API call"),
+    }));
+    return super.setApiRoutes(bounded as ApiRoutes);
+  }
+}
+
+/**
+ * What a thrown error becomes. The board's handlers return their expected failures (404, 400 …) and
+ * throw only when Redis fails or does not answer in time, so a throw is a 503; Fastify's own client
+ * errors (401 from basic auth, a malformed body) keep their status. Raw error messages (driver errors)
+ * are logged, not sent.
+ */
+function boardErrorHandler(log: Logger): BoardErrorHandler {
+  return (error) => {
+    const status = (error as { statusCode?: unknown }).statusCode;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      return { status: status as 400, body: { error: { key: "ERRORS.INTERNAL_SERVER_ERROR" }, message: error.message } };
+    }
+    log.warn({ err: error }, "Bull Board call failed: the queue store did not answer");
+    // The board's HTTPStatus type lists no 503; the adapter passes any number through to Fastify.
+    const unavailable = 503 as 500;
+    return { status: unavailable, body: { error: { key: "ERRORS.REDIS_UNAVAILABLE" }, message: "the queue store (Redis) did not answer" } };
+  };
+}
+
+/**
+ * Mounts Bull Board at `basePath` inside its own encapsulated plugin, so basic auth and the write
+ * guard cover the board's pages, assets and API, and nothing else on the server. Refresh and sweep
+ * allow retrying failed jobs and promoting delayed ones; the events queue is read-only.
  */
 export function registerBullBoard(
   app: FastifyInstance,
-  opts: { queues: BoardQueues; basePath: string; credentials: BoardCredentials | null },
+  opts: { queues: BoardQueues; basePath: string; credentials: BoardCredentials | null; logger: Logger; timeoutMs: number },
 ): void {
-  const serverAdapter = new FastifyAdapter();
+  const serverAdapter = new BoundedFastifyAdapter(opts.timeoutMs);
   serverAdapter.setBasePath(opts.basePath);
   createBullBoard({
     queues: [
@@ -83,8 +145,16 @@ export function registerBullBoard(
     serverAdapter: serverAdapter as unknown as Parameters<typeof createBullBoard>[0]["serverAdapter"],
     options: { uiConfig: { boardTitle: BOARD_TITLE, hideDocsLink: true } },
   });
+  // After createBullBoard, which installs the board's own handler (it echoes raw error messages).
+  serverAdapter.setErrorHandler(boardErrorHandler(opts.logger));
 
   const credentials = opts.credentials;
+  const guard = boardWriteGuard({
+    basePath: opts.basePath,
+    queues: Object.values(opts.queues),
+    logger: opts.logger,
+    timeoutMs: opts.timeoutMs,
+  });
   void app.register(async (scope) => {
     if (credentials) {
       await scope.register(fastifyBasicAuth, {
@@ -95,17 +165,7 @@ export function registerBullBoard(
       });
       scope.addHook("onRequest", scope.basicAuth);
     }
+    scope.addHook("onRequest", guard);
     await scope.register(serverAdapter.registerPlugin(), { prefix: opts.basePath });
   });
-}
-
-/** Constant-time: both fields are always compared, on fixed-length digests (no length or prefix leak). */
-export function credentialsMatch(expected: BoardCredentials, username: string, password: string): boolean {
-  const userOk = timingSafeEqual(digest(expected.username), digest(username));
-  const passOk = timingSafeEqual(digest(expected.password), digest(password));
-  return userOk && passOk;
-}
-
-function digest(value: string): Buffer {
-  return createHash("sha256").update(value, "utf8").digest();
 }

@@ -1,4 +1,5 @@
 import { loadConfig, type Config } from "../config/config.js";
+import { createLogger, type Logger } from "../log/logger.js";
 import { ConfigError } from "../core/errors.js";
 
 /**
@@ -15,4 +16,11 @@ export function loadConfigOrExit(): Config {
     }
     throw err;
   }
+}
+
+/** The process's root logger; settings the configuration normalised (e.g. a `/v2` base URL) are logged once. */
+export function processLogger(config: Config, processName: "worker" | "web" | "release"): Logger {
+  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: processName } });
+  if (config.notes.length > 0) logger.warn({ notes: config.notes }, "configuration normalised");
+  return logger;
 }

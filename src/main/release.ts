@@ -4,8 +4,7 @@
  * spot). `prisma migrate deploy` and this runner record migrations identically, so either may run.
  */
 import { Queue } from "bullmq";
-import { createLogger } from "../log/logger.js";
-import { loadConfigOrExit } from "./boot.js";
+import { loadConfigOrExit, processLogger } from "./boot.js";
 import { workerConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { applyMigrations, MIGRATIONS_DIR } from "../store/migrate.js";
@@ -13,7 +12,7 @@ import { ensureSweepScheduler } from "../queue/sweep-scheduler.js";
 
 async function main(): Promise<number> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "release" } });
+  const logger = processLogger(config, "release");
   const migrations = await applyMigrations(config.databaseUrl, MIGRATIONS_DIR);
   logger.info(migrations, "migrations applied");
   const sweepQueue = new Queue(QUEUES.sweep, { connection: workerConnection(config.redisUrl), prefix: config.queuePrefix });

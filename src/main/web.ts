@@ -1,11 +1,10 @@
 /** Entry point of the `web` dyno (Procfile): Bull Board, health, readiness and metrics on $PORT. */
-import { createLogger } from "../log/logger.js";
-import { loadConfigOrExit } from "./boot.js";
+import { loadConfigOrExit, processLogger } from "./boot.js";
 import { startWebApp } from "../wiring/web-app.js";
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "web" } });
+  const logger = processLogger(config, "web");
   const app = await startWebApp(config, { logger });
   logger.info({ url: app.url, board: config.bullBoard ? app.boardUrl : "disabled (set BULL_BOARD_USERNAME/PASSWORD)" }, "web started");
   let closing = false;

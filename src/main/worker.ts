@@ -3,15 +3,14 @@
  * SIGTERM/SIGINT (Heroku may send several): stop taking jobs, let in-flight refreshes finish and
  * persist, exit 0 — or exit 1 at the hard deadline, before Heroku's SIGKILL at 30 s.
  */
-import { createLogger } from "../log/logger.js";
-import { loadConfigOrExit } from "./boot.js";
+import { loadConfigOrExit, processLogger } from "./boot.js";
 import { startWorkerApp } from "../wiring/worker-app.js";
 
 const SHUTDOWN_DEADLINE_MS = 24_000;
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, base: { service: "cal-token-worker", process: "worker" } });
+  const logger = processLogger(config, "worker");
   const app = await startWorkerApp(config, { logger });
 
   let shuttingDown = false;

@@ -4,6 +4,9 @@ import type { AuditOutcome } from "../core/ports.js";
 import type { RefreshTrigger } from "../core/types.js";
 import type { OutcomeEvent } from "../refresh/types.js";
 import type { TokenStats } from "../store/token-stats.js";
+import { cachedFor } from "./ttl-cache.js";
+import type { FleetState } from "../fleet/fleet-state.js";
+import { registerFleetStateGauges } from "./fleet-gauges.js";
 
 export const OUTCOMES = [
   "REFRESHED",
@@ -29,7 +32,10 @@ export interface Metrics {
   readonly contentType: string;
   /** Counts one refresh outcome and observes its duration. Labels: outcome and trigger only, never the user. */
   recordOutcome(event: OutcomeEvent): void;
-  /** Prometheus text; queue gauges are read from Redis now. */
+  /**
+   * Prometheus text; queue gauges are read from Redis now, fleet gauges from Postgres at most once per
+   * `tokenStatsTtlMs`. Rejects when Redis or Postgres cannot be read (the caller answers 503).
+   */
   render(): Promise<string>;
 }
 
@@ -44,7 +50,20 @@ export interface CreateMetricsOptions {
    * have no HTTP port, but every outcome they produce is an audit row.
    */
   tokenStats?: () => Promise<TokenStats>;
+  /** Fleet-wide state from Redis (breaker, held pairs, quarantine), read through the same kind of cache. */
+  fleetState?: () => Promise<FleetState>;
+  /**
+   * How long one read of `tokenStats` serves every scrape (default 20 s): its queries count rows, so
+   * their cost must not grow with the scrape rate or the number of scrapers.
+   */
+  tokenStatsTtlMs?: number;
+  /** Milliseconds clock for the cache above (tests move it). */
+  now?: () => number;
 }
+
+export const TOKEN_STATS_TTL_MS = 20_000;
+/** Redis state is cheap to read and worth seeing quickly (a suspended fleet). */
+export const FLEET_STATE_TTL_MS = 5_000;
 
 /**
  * Builds the service's metrics. Labels are bounded enums (outcome, trigger, queue, state): no user ids,
@@ -70,68 +89,13 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
   // Every series exists from the start, so rate() and absent-series alerts work before the first event.
   for (const outcome of OUTCOMES) for (const trigger of TRIGGERS) outcomes.inc({ outcome, trigger }, 0);
 
-  const queues = opts.queues ?? [];
-  new Gauge({
-    name: "cal_token_queue_jobs",
-    help: "Jobs per BullMQ queue and state, read from Redis at scrape time",
-    labelNames: ["queue", "state"] as const,
-    registers: [registry],
-    async collect() {
-      this.reset();
-      // One unreachable Redis must not fail the whole scrape: its series are simply absent, which
-      // absent()/up-style alerts catch, while process metrics and counters still come through.
-      await Promise.all(
-        queues.map(async (queue) => {
-          const counts = await queue.getJobCounts(...QUEUE_STATES).catch(() => null);
-          if (!counts) return;
-          for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
-        }),
-      );
-    },
-  });
-
-  const tokenStats = opts.tokenStats;
-  if (tokenStats) {
-    // One read per scrape shared by the three gauges (each gauge's collect() awaits the same promise).
-    let pending: Promise<TokenStats | null> | null = null;
-    const stats = () => {
-      pending ??= tokenStats()
-        .catch(() => null)
-        .finally(() => setTimeout(() => (pending = null), 0));
-      return pending;
-    };
-    new Gauge({
-      name: "cal_token_users",
-      help: "Users with stored Cal.com tokens, by status",
-      labelNames: ["status"] as const,
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const r of (await stats())?.byStatus ?? []) this.set({ status: r.status }, r.count);
-      },
-    });
-    new Gauge({
-      name: "cal_token_refresh_overdue",
-      help: "ACTIVE users whose scheduled refresh is more than a minute overdue (worker behind or down)",
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.overdue);
-      },
-    });
-    new Gauge({
-      name: "cal_token_refresh_outcomes_recent",
-      help: "Refresh outcomes recorded by any process in the last 5 minutes, by outcome and trigger",
-      labelNames: ["outcome", "trigger"] as const,
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const r of (await stats())?.recentOutcomes ?? []) {
-          this.set({ outcome: knownOrOther(r.outcome, OUTCOMES), trigger: knownOrOther(r.trigger, TRIGGERS) }, r.count);
-        }
-      },
-    });
+  registerQueueGauge(registry, opts.queues ?? []);
+  if (opts.tokenStats) {
+    // One read per TTL, shared by the three gauges and by every scrape meanwhile; a failed read fails
+    // the scrapes of its TTL too (the database is not asked again sooner).
+    registerFleetGauges(registry, cachedFor(opts.tokenStats, opts.tokenStatsTtlMs ?? TOKEN_STATS_TTL_MS, opts.now));
   }
+  if (opts.fleetState) registerFleetStateGauges(registry, cachedFor(opts.fleetState, FLEET_STATE_TTL_MS, opts.now));
 
   return {
     registry,
@@ -143,6 +107,68 @@ export function createMetrics(opts: CreateMetricsOptions = {}): Metrics {
     },
     render: () => registry.metrics(),
   };
+}
+
+function registerQueueGauge(registry: Registry, queues: readonly Queue[]): void {
+  new Gauge({
+    name: "cal_token_queue_jobs",
+    help: "Jobs per BullMQ queue and state, read from Redis at scrape time",
+    labelNames: ["queue", "state"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      // An unreachable Redis fails the scrape (503, `up == 0`) rather than serving a page without
+      // queue series that looks healthy.
+      const all = await Promise.all(queues.map(async (queue) => ({ queue, counts: await queue.getJobCounts(...QUEUE_STATES) })));
+      for (const { queue, counts } of all) for (const state of QUEUE_STATES) this.set({ queue: queue.name, state }, counts[state] ?? 0);
+    },
+  });
+}
+
+/** Fleet-wide gauges from Postgres; `stats` is the cached read. */
+function registerFleetGauges(registry: Registry, stats: () => Promise<TokenStats>): void {
+  new Gauge({
+    name: "cal_token_users",
+    help: "Users with stored Cal.com tokens, by status",
+    labelNames: ["status"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await stats()).byStatus) this.set({ status: r.status }, r.count);
+    },
+  });
+  new Gauge({
+    name: "cal_token_refresh_overdue",
+    help: "ACTIVE users whose scheduled refresh is more than a minute overdue (worker behind or down)",
+    registers: [registry],
+    async collect() {
+      this.set((await stats()).overdue);
+    },
+  });
+  new Gauge({
+    name: "cal_token_expiry_adjusted_recent",
+    help: "Refreshes in the last 5 minutes whose access-token expiry Cal.com sent in another form (converted) or not at all (assumed)",
+    labelNames: ["how"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const notes = (await stats()).recentExpiryNotes;
+      this.set({ how: "assumed" }, notes.assumed);
+      this.set({ how: "converted" }, notes.converted);
+    },
+  });
+  new Gauge({
+    name: "cal_token_refresh_outcomes_recent",
+    help: "Refresh outcomes recorded by any process in the last 5 minutes, by outcome and trigger",
+    labelNames: ["outcome", "trigger"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const r of (await stats()).recentOutcomes) {
+        this.set({ outcome: knownOrOther(r.outcome, OUTCOMES), trigger: knownOrOther(r.trigger, TRIGGERS) }, r.count);
+      }
+    },
+  });
 }
 
 /** Guards label cardinality even if a caller bypasses the types (e.g. a value read from the database). */

@@ -2,16 +2,22 @@
  * `ensureValidCalToken` (the request path: one primary-key read and a decrypt while the token is
  * fresh, an inline single-flight refresh inside the on-demand buffer) and `handleCalApiResponse`
  * (after Cal.com rejected the token: at most one refresh and one replay).
+ *
+ * Request paths are bounded: a still-valid token is returned at once when someone else holds the
+ * refresh lease, and after `waitMs` whatever the refresh is doing; an expired token's caller waits at
+ * most `waitMs`, then gets a retryable `token.refresh_in_progress` while the refresh goes on.
  */
 import { classifyAccessTokenRejection } from "../core/api-response.js";
-import { decideOnDemand } from "../core/policy.js";
+import { failure } from "../core/failures.js";
+import { decideOnDemand, isStillValid } from "../core/policy.js";
 import type { TokenRecord, TokenStore } from "../core/ports.js";
+import { TimeoutError, withTimeout } from "../core/timeout.js";
 import type { Clock, RefreshTrigger } from "../core/types.js";
 import { isUlid, normalizeUlid } from "../core/ulid.js";
 import type { Logger } from "../log/logger.js";
 import type { Refresher } from "../refresh/refresher.js";
 import type { RefreshRequest } from "../refresh/types.js";
-import { failedWith, resultFromOutcome, resultFromStoreError, tokenResult } from "./results.js";
+import { failedResult, failedWith, resultFromOutcome, resultFromStoreError, tokenResult } from "./results.js";
 import type { TokenRefreshResult } from "./types.js";
 import type { UserMemory } from "./user-memory.js";
 
@@ -29,7 +35,12 @@ export interface EnsureTokenDeps {
   clock: Clock;
   /** Refresh inline when the access token expires within this window. */
   bufferMs: number;
+  /** The longest a request path waits for a refresh (ON_DEMAND_WAIT_MS). */
+  waitMs: number;
 }
+
+/** When a refresh outlived the wait, come back after about this long. */
+const RETRY_AFTER_IN_PROGRESS_MS = 1_000;
 
 export interface EnsureToken {
   ensureValidCalToken(userUlid: string, forceRefresh?: boolean): Promise<TokenRefreshResult>;
@@ -63,8 +74,14 @@ async function ensureValidCalToken(deps: EnsureTokenDeps, userUlid: string, forc
   touch(deps, ulid, now);
   if (decision.reason === "reconnect_required") return failedWith("reconnectRequired");
   if (!decision.should) return deps.memory.handOut(tokenResult(token, false));
+  const usable = !forceRefresh && isStillValid(token.accessTokenExpiresAt, now);
+  // Someone (here or elsewhere) is refreshing and the token still works: use it, never wait behind them.
+  if (usable && token.leaseUntil !== null && token.leaseUntil.getTime() > now.getTime()) {
+    return deps.memory.handOut(tokenResult(token, false));
+  }
   deps.log.info({ userUlid: ulid, reason: decision.reason }, "refreshing on demand");
-  return refreshVia(deps, ulid, "on_demand", { force: forceRefresh, observedVersion: token.version, knownToken: token });
+  const extra = { force: forceRefresh, observedVersion: token.version, knownToken: token };
+  return refreshBounded(deps, ulid, "on_demand", extra, usable ? token : null);
 }
 
 async function handleCalApiResponse(
@@ -92,13 +109,11 @@ async function handleCalApiResponse(
     "Cal.com rejected the access token; refreshing once",
   );
   // Unknown stale token: force, but single flight still collapses concurrent 498s into one refresh.
-  const result = await refreshVia(
-    deps,
-    ulid,
-    "api_expired",
-    stale === undefined ? { force: true } : { force: true, staleAccessToken: stale },
-  );
-  if (!result.success || !result.tokenInfo) {
+  const extra = stale === undefined ? { force: true } : { force: true, staleAccessToken: stale };
+  const result = await refreshBounded(deps, ulid, "api_expired", extra, null);
+  // A failed refresh may still hand out the stored token (it looks valid by its expiry): replaying with
+  // the very token Cal.com just refused would only fail again.
+  if (!result.success || !result.tokenInfo || result.tokenInfo.accessToken === stale) {
     deps.log.warn({ userUlid: ulid, code: result.error?.code }, "no fresh token after a rejected call; returning the original response");
     return response;
   }
@@ -106,14 +121,29 @@ async function handleCalApiResponse(
   return retryFn(result.tokenInfo.accessToken);
 }
 
-async function refreshVia(
+/**
+ * Runs a single-flight refresh and waits for it at most `waitMs`. When it takes longer it keeps going
+ * (it will persist its pair); the caller gets `usable` (a still-valid token) or a retryable
+ * `token.refresh_in_progress`.
+ */
+async function refreshBounded(
   deps: EnsureTokenDeps,
   userUlid: string,
   trigger: RefreshTrigger,
   extra: Omit<RefreshRequest, "userUlid" | "trigger">,
+  usable: TokenRecord | null,
 ): Promise<TokenRefreshResult> {
-  const outcome = await deps.refresher.refresh({ userUlid, trigger, ...extra });
-  return deps.memory.handOut(resultFromOutcome(outcome, deps.clock()));
+  const pending = deps.refresher.refresh({ userUlid, trigger, ...extra });
+  try {
+    const outcome = await withTimeout(pending, deps.waitMs, "on-demand refresh wait");
+    return deps.memory.handOut(resultFromOutcome(outcome, deps.clock()));
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
+    pending.catch((e: unknown) => deps.log.warn({ userUlid, err: e }, "background refresh failed"));
+    deps.log.info({ userUlid, waitedMs: deps.waitMs }, "refresh still running after the request-path wait");
+    if (usable) return deps.memory.handOut(tokenResult(usable, false));
+    return failedResult({ ...failure("refreshInProgress"), retryAfterMs: RETRY_AFTER_IN_PROGRESS_MS });
+  }
 }
 
 /**

@@ -27,6 +27,8 @@ export interface OnDemandDeps {
   clock: Clock;
   rand: Rand;
   bufferMs: number;
+  /** The longest a request path waits for a refresh (ON_DEMAND_WAIT_MS). */
+  waitMs: number;
   leadMs: number;
   jitterMs: number;
   /** Called after every successful save: schedules the user's next background refresh. */
@@ -62,6 +64,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     log,
     clock,
     bufferMs: deps.bufferMs,
+    waitMs: deps.waitMs,
   });
   const saveCalTokens = createSaveTokens({
     store,

@@ -3,7 +3,7 @@
  * is promoted, not duplicated). With `wait`, the result is read from the database once the job
  * finished; the wait is bounded and a timeout is a TimeoutError value (src/core/timeout.ts).
  */
-import type { TokenMeta, TokenStore } from "../core/ports.js";
+import type { TokenMeta, TokenRecord, TokenStore } from "../core/ports.js";
 import { TimeoutError } from "../core/timeout.js";
 import type { Clock } from "../core/types.js";
 import { isUlid, normalizeUlid } from "../core/ulid.js";
@@ -41,24 +41,34 @@ const DEFAULT_WAIT_MS = 15_000;
 export function createQueuedRefresh(deps: QueuedRefreshDeps): RequestCalTokenRefresh {
   const { log } = deps;
 
-  /** Queues the refresh and, with `wait`, reads what the worker left in the database. */
+  /** Queues the refresh and, with `wait`, waits for the worker; "accepted" when not waiting. */
   async function viaQueue(
     producer: RefreshProducer,
     ulid: string,
     before: TokenMeta,
     opts: RequestRefreshOptions,
-  ): Promise<TokenRefreshResult> {
+  ): Promise<"accepted" | "completed" | "failed"> {
     const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_WAIT_MS);
     let job = await producer.requestNow(ulid);
     log.info({ userUlid: ulid, jobId: job.id, wait: opts.wait === true }, "refresh requested through the queue");
-    if (!opts.wait) return acceptedResult();
+    if (!opts.wait) return "accepted";
     let finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
     // We joined a scheduled job that was already running: it may have found nothing due. Ask again.
-    if (job.priority !== PRIORITY.onDemand && (await deps.store.getMeta(ulid))?.version === before.version) {
+    if (job.priority !== PRIORITY.onDemand && (await deps.store.getMeta(ulid).catch(() => null))?.version === before.version) {
       job = await producer.requestNow(ulid);
       finished = await producer.waitFor(job, Math.max(1, deadline - Date.now()));
     }
-    const token = await deps.store.get(ulid);
+    return finished;
+  }
+
+  /** What the worker left in the database (the source of truth for the result). */
+  async function readResult(ulid: string, before: TokenMeta, finished: "completed" | "failed"): Promise<TokenRefreshResult> {
+    let token: TokenRecord | null;
+    try {
+      token = await deps.store.get(ulid);
+    } catch (err) {
+      return deps.memory.handOut(resultFromStoreError(deps, ulid, err));
+    }
     if (!token) return failedWith("notFound");
     const refreshed = token.version > before.version;
     if (token.status === "RECONNECT_REQUIRED") return failedWith("reconnectRequired");
@@ -79,12 +89,14 @@ export function createQueuedRefresh(deps: QueuedRefreshDeps): RequestCalTokenRef
     }
     if (!before) return failedWith("notFound");
     if (before.status === "RECONNECT_REQUIRED") return failedWith("reconnectRequired");
+    let finished: "accepted" | "completed" | "failed";
     try {
-      return await viaQueue(producer, ulid, before, opts);
+      finished = await viaQueue(producer, ulid, before, opts);
     } catch (err) {
       if (err instanceof TimeoutError) return failedWith("waitTimeout");
       log.warn({ userUlid: ulid, err }, "refresh queue unavailable");
       return failedWith("queueUnavailable");
     }
+    return finished === "accepted" ? acceptedResult() : readResult(ulid, before, finished);
   };
 }

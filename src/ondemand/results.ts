@@ -3,7 +3,7 @@
  * catalogue entry (src/core/failures.ts), so the same situation always reads the same way.
  */
 import { ERROR_CODES, AppError } from "../core/errors.js";
-import { failure, type Failure, type FailureKind } from "../core/failures.js";
+import { failure, failureFromError, type Failure, type FailureKind } from "../core/failures.js";
 import { isStillValid } from "../core/policy.js";
 import type { TokenRecord } from "../core/ports.js";
 import type { Clock } from "../core/types.js";
@@ -34,7 +34,7 @@ export function acceptedResult(): TokenRefreshResult {
   return { success: true, refreshed: false };
 }
 
-export function failedResult(error: Failure): TokenRefreshResult {
+export function failedResult(error: Failure & { retryAfterMs?: number }): TokenRefreshResult {
   return { success: false, refreshed: false, error };
 }
 
@@ -50,12 +50,22 @@ export function failureError(kind: FailureKind): AppError {
 }
 
 /**
+ * A thrown storage error as a coded AppError, for the operations that answer by throwing. The driver's
+ * error is not attached as `cause`: its message can carry connection details and SQL source frames.
+ */
+export function storeFailureError(err: unknown): AppError {
+  const f = failureFromError(err, "storeUnavailable");
+  return new AppError(f.code, f.message, { retryable: f.retryable });
+}
+
+/**
  * Maps a refresher outcome to the public result; a still-valid token survives a failed refresh
  * (docs/architecture.md#invariant-4-transient-failures-back-off).
  */
 export function resultFromOutcome(outcome: RefreshOutcome, now: Date): TokenRefreshResult {
   if (outcome.ok) return tokenResult(outcome.token, outcome.how === "refreshed" || outcome.how === "force_refreshed");
-  const { token, error } = outcome;
+  const error = outcome.retryAfterMs === undefined ? outcome.error : { ...outcome.error, retryAfterMs: outcome.retryAfterMs };
+  const { token } = outcome;
   // Any failure except a dead grant or an unreadable row leaves a still-valid token usable (a wrong
   // client secret after a deploy must not take down request paths while tokens are still good).
   const tokenUsable = error.code !== ERROR_CODES.reconnectRequired && error.code !== ERROR_CODES.decryptFailed;

@@ -6,8 +6,8 @@ import { computeNextRefreshAt } from "../core/policy.js";
 import type { AlertSink, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
-import { failureError } from "./results.js";
-import { parseSaveInput } from "./save-input.js";
+import { failureError, storeFailureError } from "./results.js";
+import { MISSING_CAL_USER_ID_WARNING, parseSaveInput } from "./save-input.js";
 import type { SaveCalTokensInput } from "./types.js";
 import type { UserMemory } from "./user-memory.js";
 
@@ -36,10 +36,17 @@ export type SaveCalTokens = (input: SaveCalTokensInput, opts?: SaveOptions) => P
 export function createSaveTokens(deps: SaveTokensDeps): SaveCalTokens {
   const { log } = deps;
   return async function saveCalTokens(input, opts = {}) {
-    const parsed = parseSaveInput(input);
+    const { missingCalUserId, ...parsed } = parseSaveInput(input);
+    if (missingCalUserId) log.warn({ userUlid: parsed.userUlid }, MISSING_CAL_USER_ID_WARNING);
     const now = deps.clock();
     const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
-    const meta = await deps.store.save({ ...parsed, nextRefreshAt, now, ...(opts.ifAbsent ? { ifAbsent: true } : {}) });
+    let meta: Awaited<ReturnType<TokenStore["save"]>>;
+    try {
+      meta = await deps.store.save({ ...parsed, nextRefreshAt, now, ...(opts.ifAbsent ? { ifAbsent: true } : {}) });
+    } catch (err) {
+      log.error({ userUlid: parsed.userUlid, err }, "tokens not saved: token storage failed");
+      throw storeFailureError(err);
+    }
     if (!meta) throw failureError("exists");
     deps.memory.remember(parsed.userUlid, parsed.pair.accessToken);
     log.info({ userUlid: parsed.userUlid, kind: parsed.kind, nextRefreshAt }, "tokens saved");

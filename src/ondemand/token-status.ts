@@ -2,7 +2,7 @@
 import type { TokenMeta, TokenStore } from "../core/ports.js";
 import type { Clock } from "../core/types.js";
 import { isUlid, normalizeUlid } from "../core/ulid.js";
-import { failureError } from "./results.js";
+import { failureError, storeFailureError } from "./results.js";
 import type { CalTokenStatusReport } from "./types.js";
 
 export type GetCalTokenStatus = (userUlid: string) => Promise<CalTokenStatusReport | null>;
@@ -10,7 +10,9 @@ export type GetCalTokenStatus = (userUlid: string) => Promise<CalTokenStatusRepo
 export function createTokenStatus(deps: { store: TokenStore; clock: Clock }): GetCalTokenStatus {
   return async function getCalTokenStatus(userUlid) {
     if (!isUlid(userUlid)) throw failureError("invalidUserUlid");
-    const meta = await deps.store.getMeta(normalizeUlid(userUlid));
+    const meta = await deps.store.getMeta(normalizeUlid(userUlid)).catch((err: unknown) => {
+      throw storeFailureError(err);
+    });
     return meta ? toStatusReport(meta, deps.clock()) : null;
   };
 }

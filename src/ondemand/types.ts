@@ -16,7 +16,8 @@ export interface TokenRefreshResult {
   success: boolean;
   refreshed: boolean;
   tokenInfo?: CalTokenInfo;
-  error?: { code: string; message: string; retryable: boolean };
+  /** `retryAfterMs`: when a retryable failure may be worth trying again (a cool-down, a refresh in progress, a rate limit). */
+  error?: { code: string; message: string; retryable: boolean; retryAfterMs?: number };
 }
 
 export interface SaveCalTokensInput {

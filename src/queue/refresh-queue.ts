@@ -1,9 +1,14 @@
 /**
  * Producing refresh jobs: the scheduled (delayed, deduplicated) job per user, and the on-demand path
- * that jumps the queue. Payloads carry the user ULID only (docs/architecture.md#invariant-6-no-secret-leaves-the-row).
+ * that jumps the queue. Payloads carry the user ULID only (docs/architecture.md#invariant-6-no-secret-leaves-the-row),
+ * always in its canonical upper-case form: ULIDs are case-insensitive, so `01abc…` and `01ABC…` are one
+ * user, and must be one deduplication id and one job, not two refreshes racing with one refresh token.
  */
 import { Job, Queue, type JobsOptions, type QueueOptions } from "bullmq";
+import { AppError } from "../core/errors.js";
+import { FAILURES } from "../core/failures.js";
 import type { Clock } from "../core/types.js";
+import { isUlid, normalizeUlid } from "../core/ulid.js";
 import { JOB_NAMES, PRIORITY, QUEUES, refreshDedupId, type RefreshJobData } from "./names.js";
 
 /** Shared by every producer so retries behave the same whoever enqueued the job. */
@@ -36,6 +41,12 @@ export function priorityFor(lastUsedAt: Date | null, now: Date): number {
   return PRIORITY.idle;
 }
 
+/** The canonical form of a user's ULID for job data and deduplication ids; refuses anything else. */
+export function canonicalJobUlid(userUlid: string): string {
+  if (!isUlid(userUlid)) throw new AppError(FAILURES.invalidUserUlid.code, FAILURES.invalidUserUlid.message);
+  return normalizeUlid(userUlid);
+}
+
 export interface ScheduleResult {
   jobId: string | undefined;
 }
@@ -52,14 +63,15 @@ export async function scheduleRefresh(
   lastUsedAt: Date | null,
   clock: Clock,
 ): Promise<ScheduleResult> {
+  const ulid = canonicalJobUlid(userUlid);
   const now = clock();
   const job = await queue.add(
     JOB_NAMES.refresh,
-    { userUlid },
+    { userUlid: ulid },
     {
       delay: Math.max(0, at.getTime() - now.getTime()),
       priority: priorityFor(lastUsedAt, now),
-      deduplication: { id: refreshDedupId(userUlid), reschedule: true },
+      deduplication: { id: refreshDedupId(ulid), reschedule: true },
     },
   );
   return { jobId: job.id };
@@ -72,7 +84,8 @@ export async function scheduleRefresh(
  * stampeding Cal.com.
  */
 export async function requestRefreshNow(queue: Queue<RefreshJobData>, userUlid: string): Promise<Job<RefreshJobData>> {
-  const existingId = await queue.getDeduplicationJobId(refreshDedupId(userUlid));
+  const ulid = canonicalJobUlid(userUlid);
+  const existingId = await queue.getDeduplicationJobId(refreshDedupId(ulid));
   const existing = existingId ? await Job.fromId<RefreshJobData>(queue, existingId) : undefined;
   if (existing) {
     try {
@@ -88,5 +101,5 @@ export async function requestRefreshNow(queue: Queue<RefreshJobData>, userUlid: 
       // The job moved on under us (became active or finished): fall through to a fresh add.
     }
   }
-  return queue.add(JOB_NAMES.refresh, { userUlid }, { priority: PRIORITY.onDemand, deduplication: { id: refreshDedupId(userUlid) } });
+  return queue.add(JOB_NAMES.refresh, { userUlid: ulid }, { priority: PRIORITY.onDemand, deduplication: { id: refreshDedupId(ulid) } });
 }

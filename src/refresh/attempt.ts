@@ -4,15 +4,19 @@
  * the lease, so the settle functions take one argument instead of threading (token, req, started).
  */
 import { failure, failureFromError, type Failure } from "../core/failures.js";
-import type { AlertSink, CalcomTokenApi, TokenRecord, TokenStore } from "../core/ports.js";
+import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, TokenRecord, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
 import type { HeldPairs } from "./held-pairs.js";
 import type { OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
 
 export interface RefreshPolicy {
-  /** How long a lease lasts; must outlive refresh + force-refresh HTTP timeouts. */
+  /** The base lease a refresh holds outside its Cal.com calls: a dead holder blocks others this long. */
   leaseMs: number;
+  /** The lease taken right before each Cal.com call: the HTTP timeout plus a margin, so no second call can start. */
+  callLeaseMs: number;
+  /** No two refreshes of one user closer than this (except a forced one or after a 498): stops loops. */
+  minIntervalMs: number;
   leadMs: number;
   jitterMs: number;
   /** Failures are counted at most once per window (a flapping Cal.com does not exhaust users). */
@@ -31,13 +35,22 @@ export interface RefreshContext {
   rand: Rand;
   sleep: (ms: number) => Promise<void>;
   policy: RefreshPolicy;
-  /** This process's lease owner id. */
+  /** This process's lease owner id; each attempt's lease token starts with it. */
   ownerId: string;
   heldPairs: HeldPairs;
   alerts?: AlertSink;
   onOutcome?: (event: OutcomeEvent) => void;
-  /** When this process last took or extended each user's lease (single flight: one entry per user). */
-  leaseTakenAt: Map<string, number>;
+  /** Fleet-wide gates before every token call (src/fleet); absent = always open. */
+  breaker?: ConfigBreaker;
+  budget?: CallBudget;
+  /** Set by close(): stop retrying writes, hand held pairs over, start nothing new. */
+  closing: { value: boolean };
+}
+
+/** One attempt's lease: its token (unique per attempt) and when it ends by this process's clock (an estimate). */
+export interface AttemptLease {
+  readonly token: string;
+  endsAt: number;
 }
 
 export interface Attempt {
@@ -46,6 +59,7 @@ export interface Attempt {
   /** The row as the lease read it (tokens decrypted). */
   readonly token: TokenRecord;
   readonly started: Date;
+  readonly lease: AttemptLease;
 }
 
 export function failed(token: TokenRecord | null, error: Failure, retryAfterMs?: number): RefreshOutcome {

@@ -18,6 +18,8 @@ export interface OwnedHeldPair extends HeldPair {
 export interface HeldPairs {
   /** Holds the pair here and, when a shared store is configured, in it. */
   hold(held: OwnedHeldPair): Promise<void>;
+  /** The pair reached the row after all (a retried write): drop it here and from the shared store. */
+  forget(held: OwnedHeldPair): Promise<void>;
   /** Takes over a pair another process left in the shared store. */
   takeOver(held: HeldPair): void;
   /** Loads up to `limit` pairs from the shared store and flushes everything held. */
@@ -34,6 +36,10 @@ export interface HeldPairs {
 
 /** Bounded: Redis may be down too; the pair is still held in this process. */
 const SHARED_PUT_TIMEOUT_MS = 2_000;
+/** A flush gives up for this tick after this many held pairs in a row failed to write. */
+const MAX_FAILURES_IN_A_ROW = 3;
+/** At shutdown the database gets this long to take held pairs before they are left to the shared store. */
+const CLOSE_FLUSH_TIMEOUT_MS = 3_000;
 
 export function createHeldPairs(deps: {
   store: TokenStore;
@@ -41,6 +47,8 @@ export function createHeldPairs(deps: {
   clock: Clock;
   onWritten?: (held: OwnedHeldPair, meta: TokenMeta) => Promise<void> | void;
   shared?: HeldPairStore;
+  /** Set when the process is shutting down (see close()). */
+  closing?: { value: boolean };
 }): HeldPairs {
   const { shared, logger: log } = deps;
   const held = new Map<string, OwnedHeldPair>();
@@ -76,26 +84,45 @@ export function createHeldPairs(deps: {
 
   async function flushOnce(): Promise<number> {
     let written = 0;
+    let failedInARow = 0;
     for (const pair of [...held.values()]) {
       try {
         if (await writeOne(pair)) written += 1;
+        failedInARow = 0;
       } catch (err) {
-        log.warn({ userUlid: pair.userUlid, err }, "database still unavailable; keeping the held pair");
-        break; // the database is down for everyone; try again on the next tick
+        log.warn({ userUlid: pair.userUlid, err }, "held pair not written yet; keeping it");
+        // One row's own problem must not hold the others back; several failures in a row mean the
+        // database is down for everyone: stop and try again on the next tick.
+        failedInARow += 1;
+        if (failedInARow >= MAX_FAILURES_IN_A_ROW) break;
       }
     }
     return written;
   }
 
+  /** Puts the pair in the shared store; true when it is there (then `raw` identifies the record). */
+  async function share(pair: OwnedHeldPair): Promise<boolean> {
+    if (!shared) return false;
+    try {
+      const stored = await withTimeout(shared.put(pair), SHARED_PUT_TIMEOUT_MS, "held pair store put");
+      if (held.get(pair.userUlid) === pair) held.set(pair.userUlid, { ...pair, raw: stored.raw ?? "" });
+      return true;
+    } catch (err) {
+      log.error({ userUlid: pair.userUlid, err }, "held pair not shared; it is kept in this process only");
+      return false;
+    }
+  }
+
   const self: HeldPairs = {
     async hold(pair) {
       held.set(pair.userUlid, pair);
-      if (!shared) return;
-      try {
-        const stored = await withTimeout(shared.put(pair), SHARED_PUT_TIMEOUT_MS, "held pair store put");
-        if (held.get(pair.userUlid) === pair) held.set(pair.userUlid, { ...pair, raw: stored.raw ?? "" });
-      } catch (err) {
-        log.error({ userUlid: pair.userUlid, err }, "held pair not shared; it is kept in this process only");
+      await share(pair);
+    },
+    async forget(pair) {
+      const current = held.get(pair.userUlid);
+      if (current && current.pair.refreshToken === pair.pair.refreshToken) {
+        held.delete(pair.userUlid);
+        await forgetShared(current);
       }
     },
     takeOver(pair) {
@@ -124,9 +151,16 @@ export function createHeldPairs(deps: {
     async close() {
       if (timer) clearInterval(timer);
       timer = null;
-      // Last chance before exit: a held pair that is written nowhere now is lost with the process.
-      if (held.size > 0) await self.flush();
-      if (held.size > 0) log.error({ users: [...held.keys()] }, "exiting with held pairs the database has not taken");
+      if (deps.closing) deps.closing.value = true;
+      // Shutdown has a deadline: give the database a short chance, then make sure every pair is in
+      // the shared store (written at the first failed write, unless Redis was down then too).
+      if (held.size > 0) await withTimeout(self.flush(), CLOSE_FLUSH_TIMEOUT_MS, "held pair flush at close").catch(() => 0);
+      const unshared = [...held.values()].filter((p) => p.raw === undefined);
+      for (const pair of unshared) await share(pair);
+      const lost = [...held.values()].filter((p) => p.raw === undefined).map((p) => p.userUlid);
+      if (held.size > 0)
+        log.warn({ users: [...held.keys()] }, "exiting with held pairs the database has not taken; they stay in the shared store");
+      if (lost.length > 0) log.error({ users: lost }, "exiting with held pairs that are in no store: these rotations are lost");
     },
   };
   return self;

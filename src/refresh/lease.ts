@@ -1,27 +1,35 @@
-/** Lease bookkeeping of one refresher: extend before a long step, release after settling. */
-import type { RefreshContext } from "./attempt.js";
+/** Lease bookkeeping of one refresh attempt: extend before a Cal.com call, release after settling. */
+import type { Attempt, RefreshContext } from "./attempt.js";
 
 /**
- * Extends our lease before a step that would otherwise run past it (the force-refresh after a
- * rejection). `false` means another owner took it: we must not call Cal.com for this user now.
+ * Extends the attempt's lease for `forMs` (judged by the database's clock). Called right before each
+ * Cal.com call with the call lease (HTTP timeout + margin), so the lease outlives the call and no other
+ * process can start one meanwhile. `false` means another attempt took it: we must not call Cal.com.
  */
-export async function extendLease(ctx: RefreshContext, userUlid: string): Promise<boolean> {
-  const now = ctx.clock();
+export async function extendLease(a: Attempt, forMs: number): Promise<boolean> {
+  const { ctx, token } = a;
+  const startedAt = ctx.clock().getTime();
   try {
-    const res = await ctx.store.acquireLease(userUlid, ctx.ownerId, new Date(now.getTime() + ctx.policy.leaseMs), now);
+    const res = await ctx.store.acquireLease(token.userUlid, a.lease.token, forMs);
     if (res.kind !== "acquired") return false;
-    ctx.leaseTakenAt.set(userUlid, now.getTime());
+    // Counted from before the statement: our estimate ends no later than the database's lease.
+    a.lease.endsAt = startedAt + forMs;
     return true;
   } catch {
     return false;
   }
 }
 
-export async function releaseLease(ctx: RefreshContext, userUlid: string): Promise<void> {
+export async function releaseLease(ctx: RefreshContext, userUlid: string, leaseToken: string): Promise<void> {
   try {
-    await ctx.store.releaseLease(userUlid, ctx.ownerId);
+    await ctx.store.releaseLease(userUlid, leaseToken);
   } catch (err) {
-    // It lapses on its own after leaseMs.
+    // It lapses on its own after at most the call lease.
     ctx.log.warn({ userUlid, err }, "lease not released");
   }
+}
+
+/** Milliseconds of our lease left by this process's clock. */
+export function leaseLeftMs(a: Attempt): number {
+  return a.lease.endsAt - a.ctx.clock().getTime();
 }

@@ -1,43 +1,66 @@
 /**
- * Writing a pair Cal.com just issued: persist first, compare-and-swap on the version we read
- * (docs/architecture.md#invariant-2-persist-first). A failed write is retried while our lease covers
- * us; if the database stays down the pair becomes a held pair, flushed later, never dropped.
+ * Writing a pair Cal.com just issued (docs/architecture.md#invariant-2-persist-first: persist first,
+ * compare-and-swap on the version we read). The first failed write makes it a held pair at once (in
+ * this process and in the shared store, so a kill -9 a moment later loses nothing); the write is then
+ * retried while our lease covers us and the process is not closing. Whatever happens, the pair is
+ * either in the row or held — never dropped.
  */
 import { computeNextRefreshAt } from "../core/policy.js";
+import type { ExpiryNote } from "../core/calcom-result.js";
+import { ERROR_CODES } from "../core/errors.js";
 import type { TokenPair } from "../core/types.js";
 import { type Attempt, settledByOther } from "./attempt.js";
 import { alert, emitOutcome } from "./effects.js";
+import type { OwnedHeldPair } from "./held-pairs.js";
+import { leaseLeftMs } from "./lease.js";
 import type { RefreshOutcome } from "./types.js";
 
 export type SuccessOutcome = "REFRESHED" | "FORCE_REFRESHED";
 
-/** Past this little lease left, another process may act on the old row: stop retrying and hold the pair. */
-const MIN_LEASE_LEFT_FOR_RETRY_MS = 5_000;
+/** Past this little lease left, another process may act on the old row: stop retrying, keep the pair held. */
+const MIN_LEASE_LEFT_FOR_RETRY_MS = 1_000;
 const MAX_RETRY_DELAY_MS = 5_000;
 
-export async function persistPair(a: Attempt, pair: TokenPair, outcome: SuccessOutcome): Promise<RefreshOutcome> {
+export async function persistPair(a: Attempt, pair: TokenPair, outcome: SuccessOutcome, expiry?: ExpiryNote): Promise<RefreshOutcome> {
   const { ctx, token } = a;
-  const nextRefreshAt = computeNextRefreshAt(pair.accessTokenExpiresAt, ctx.clock(), ctx.policy.leadMs, ctx.policy.jitterMs, ctx.rand);
-  const leaseDeadline = (ctx.leaseTakenAt.get(token.userUlid) ?? a.started.getTime()) + ctx.policy.leaseMs;
+  const note = expiryAuditCode(a, expiry);
+  const now = ctx.clock();
+  // The minimum interval stops loops: an expiry that is always "nearly now" must not make the worker
+  // refresh this user again at once, over and over. Request paths still refresh a lapsed token inline.
+  const nextRefreshAt = new Date(
+    Math.max(
+      computeNextRefreshAt(pair.accessTokenExpiresAt, now, ctx.policy.leadMs, ctx.policy.jitterMs, ctx.rand).getTime(),
+      now.getTime() + ctx.policy.minIntervalMs,
+    ),
+  );
+  let held: OwnedHeldPair | null = null;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await writeOnce(a, pair, outcome, nextRefreshAt);
+      const res = await writeOnce(a, pair, outcome, nextRefreshAt, note);
+      if (held) await ctx.heldPairs.forget(held);
+      // Our own held pair may have been written meanwhile (by the flusher, or a write whose answer was
+      // lost): the row holds the pair this attempt obtained, so this attempt did refresh.
+      if (res.ok && res.how === "by_other" && res.token.refreshToken === pair.refreshToken) return { ...res, how: successHow(outcome) };
+      return res;
     } catch (err) {
-      const leaseLeftMs = leaseDeadline - ctx.clock().getTime();
-      if (attempt + 1 < ctx.policy.persistAttempts && leaseLeftMs > MIN_LEASE_LEFT_FOR_RETRY_MS) {
-        ctx.log.warn({ userUlid: token.userUlid, attempt, err }, "rotated pair not written yet; retrying");
+      if (!held) {
+        held = {
+          userUlid: token.userUlid,
+          expectedVersion: token.version,
+          owner: a.lease.token,
+          pair,
+          nextRefreshAt,
+          trigger: a.req.trigger,
+          heldSince: a.started,
+        };
+        await ctx.heldPairs.hold(held);
+      }
+      const mayRetry = !ctx.closing.value && attempt + 1 < ctx.policy.persistAttempts && leaseLeftMs(a) > MIN_LEASE_LEFT_FOR_RETRY_MS;
+      if (mayRetry) {
+        ctx.log.warn({ userUlid: token.userUlid, attempt, err }, "rotated pair not written yet; held, retrying");
         await ctx.sleep(Math.min(ctx.policy.persistRetryBaseMs * 2 ** attempt, MAX_RETRY_DELAY_MS));
         continue;
       }
-      await ctx.heldPairs.hold({
-        userUlid: token.userUlid,
-        expectedVersion: token.version,
-        owner: ctx.ownerId,
-        pair,
-        nextRefreshAt,
-        trigger: a.req.trigger,
-        heldSince: a.started,
-      });
       ctx.log.error({ userUlid: token.userUlid, err }, "database unavailable: holding the rotated pair until it can be written");
       // The caller can use the new access token now; the write follows when the database is back.
       return { ok: true, how: successHow(outcome), token: { ...token, ...pair, nextRefreshAt, version: token.version } };
@@ -46,16 +69,22 @@ export async function persistPair(a: Attempt, pair: TokenPair, outcome: SuccessO
 }
 
 /** One compare-and-swap, with its audit row in the same statement. Throws when the database fails. */
-async function writeOnce(a: Attempt, pair: TokenPair, outcome: SuccessOutcome, nextRefreshAt: Date): Promise<RefreshOutcome> {
+async function writeOnce(
+  a: Attempt,
+  pair: TokenPair,
+  outcome: SuccessOutcome,
+  nextRefreshAt: Date,
+  note: string | null,
+): Promise<RefreshOutcome> {
   const { ctx, token, req } = a;
   const res = await ctx.store.saveRotated({
     userUlid: token.userUlid,
     expectedVersion: token.version,
-    owner: ctx.ownerId,
+    owner: a.lease.token,
     pair,
     nextRefreshAt,
     now: ctx.clock(),
-    audit: { outcome, trigger: req.trigger, durationMs: ctx.clock().getTime() - a.started.getTime() },
+    audit: { outcome, trigger: req.trigger, durationMs: Math.round(ctx.clock().getTime() - a.started.getTime()), errorCode: note },
   });
   if (!res.ok) {
     // Someone else wrote a newer pair (e.g. the user reconnected): theirs wins; never overwrite.
@@ -70,6 +99,22 @@ async function writeOnce(a: Attempt, pair: TokenPair, outcome: SuccessOutcome, n
     await alert(ctx, "recovered", (s) => s.recovered({ userUlid: token.userUlid, kind: token.kind, now: ctx.clock() }));
   }
   return { ok: true, how, token: { ...res.meta, accessToken: pair.accessToken, refreshToken: pair.refreshToken } };
+}
+
+/**
+ * A pair is never thrown away for its expiry (docs/calcom-api.md#response-bodies-and-expiry-formats),
+ * but an expiry we had to assume or convert is worth knowing about: a warning (assumed) or an info line
+ * (converted), and a code on the audit row, which /metrics counts.
+ */
+function expiryAuditCode(a: Attempt, expiry: ExpiryNote | undefined): string | null {
+  if (!expiry || expiry.source === "epoch_ms" || expiry.source === "expires_in") return null;
+  const fields = { userUlid: a.token.userUlid, expiry };
+  if (expiry.source === "assumed") {
+    a.ctx.log.warn(fields, "Cal.com gave no usable access-token expiry; a conservative one was assumed");
+    return ERROR_CODES.expiryAssumed;
+  }
+  a.ctx.log.info(fields, "Cal.com sent the access-token expiry in an unusual form; converted");
+  return ERROR_CODES.expiryConverted;
 }
 
 function successHow(outcome: SuccessOutcome): "refreshed" | "force_refreshed" {

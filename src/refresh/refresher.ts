@@ -3,45 +3,35 @@
  * writes a rotated pair. Every path (on-demand, worker, CLI) comes through here.
  *
  * Single flight (docs/architecture.md#invariant-1-single-flight): concurrent callers in this process
- * share one promise; across processes the authority is the lease on the token row, taken with one
- * atomic UPDATE that also re-reads it. Waiters poll until the row's version moves (someone
- * refreshed) or the lease lapses. Settling the answer lives in settle.ts and persist.ts; held pairs
- * in held-pairs.ts.
+ * share one promise (keyed by the canonical ULID); across processes the authority is the lease on the
+ * token row, taken with one atomic UPDATE that also re-reads it. Each attempt holds its own lease token,
+ * so two attempts can never hold one row. Waiters poll until the row's version moves (someone
+ * refreshed) or the lease lapses. Settling the answer lives in settle.ts and persist.ts; the fleet
+ * gates in gates.ts; held pairs in held-pairs.ts.
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { concurrentAttemptFailure, failure, failureFromError } from "../core/failures.js";
-import type { AlertSink, CalcomTokenApi, HeldPairStore, TokenRecord, TokenStore } from "../core/ports.js";
-import { withTimeout } from "../core/timeout.js";
+import { concurrentAttemptFailure, coolingDownFailure, failure, failureFromError } from "../core/failures.js";
+import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, HeldPairStore, TokenRecord, TokenStore } from "../core/ports.js";
 import type { Clock, Rand, TokenPair } from "../core/types.js";
+import { normalizeUlid } from "../core/ulid.js";
 import { componentLogger, type Logger } from "../log/logger.js";
-import {
-  type Attempt,
-  failed,
-  isRecord,
-  readToken,
-  type RefreshContext,
-  type RefreshPolicy,
-  reconnectRequired,
-  settledByOther,
-} from "./attempt.js";
+import { failed, isRecord, readToken, type RefreshContext, type RefreshPolicy, reconnectRequired, settledByOther } from "./attempt.js";
 import { alert, audit } from "./effects.js";
+import { heldPairFirst } from "./held-pair-first.js";
 import { createHeldPairs, type HeldPairs } from "./held-pairs.js";
 import { releaseLease } from "./lease.js";
-import { settle } from "./settle.js";
+import { refreshHoldingLease } from "./settle.js";
 import type { OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
 
 export type { RefreshPolicy } from "./attempt.js";
 
-export const DEFAULT_REFRESH_POLICY: Omit<RefreshPolicy, "leaseMs" | "leadMs" | "jitterMs"> = {
+export const DEFAULT_REFRESH_POLICY: Omit<RefreshPolicy, "leaseMs" | "callLeaseMs" | "leadMs" | "jitterMs" | "minIntervalMs"> = {
   failureWindowMs: 60 * 60_000,
   pollIntervalMs: 40,
   persistAttempts: 6,
   persistRetryBaseMs: 250,
 };
-
-/** A held pair is looked up in the shared store before every refresh; Redis must not stall it. */
-const SHARED_HELD_PAIR_GET_TIMEOUT_MS = 1_000;
 
 export interface RefresherDeps {
   store: TokenStore;
@@ -56,6 +46,9 @@ export interface RefresherDeps {
   alerts?: AlertSink;
   /** Shared storage for held pairs (src/store/held-pair-store.ts). */
   heldPairStore?: HeldPairStore;
+  /** Fleet-wide gates (src/fleet): the configuration breaker and the shared call budget. */
+  breaker?: ConfigBreaker;
+  budget?: CallBudget;
 }
 
 export interface Refresher {
@@ -64,6 +57,8 @@ export interface Refresher {
   heldPair(userUlid: string): TokenPair | undefined;
   readonly heldPairs: HeldPairs;
   readonly ownerId: string;
+  /** Shutdown has begun: refreshes in flight stop retrying writes (their pairs stay held); close() follows. */
+  stopRetrying(): void;
   close(): Promise<void>;
 }
 
@@ -72,7 +67,20 @@ const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /** Builds the refresher. It starts no timers: the composition root starts `heldPairs` flushing. */
 export function createRefresher(deps: RefresherDeps): Refresher {
   const log = componentLogger(deps.logger, "tokenService");
-  const partial = {
+  const closing = { value: false };
+  const heldPairs = createHeldPairs({
+    store: deps.store,
+    logger: log,
+    clock: deps.clock,
+    closing,
+    ...(deps.heldPairStore ? { shared: deps.heldPairStore } : {}),
+    onWritten: async (held, meta) => {
+      const trigger = held.trigger as RefreshRequest["trigger"];
+      await audit(ctx, { userUlid: held.userUlid, trigger, outcome: "RECOVERED", version: meta.version }, held.heldSince);
+      await alert(ctx, "recovered", (s) => s.recovered({ userUlid: held.userUlid, kind: meta.kind, now: deps.clock() }));
+    },
+  });
+  const ctx: RefreshContext = {
     store: deps.store,
     calcom: deps.calcom,
     log,
@@ -81,49 +89,47 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     sleep: deps.sleep ?? defaultSleep,
     policy: deps.policy,
     ownerId: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
-    leaseTakenAt: new Map<string, number>(),
+    heldPairs,
+    closing,
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
     ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
+    ...(deps.breaker ? { breaker: deps.breaker } : {}),
+    ...(deps.budget ? { budget: deps.budget } : {}),
   };
-  const heldPairs = createHeldPairs({
-    store: deps.store,
-    logger: log,
-    clock: deps.clock,
-    ...(deps.heldPairStore ? { shared: deps.heldPairStore } : {}),
-    onWritten: async (held, meta) => {
-      await audit(
-        ctx,
-        { userUlid: held.userUlid, trigger: held.trigger as RefreshRequest["trigger"], outcome: "RECOVERED", version: meta.version },
-        held.heldSince,
-      );
-      await alert(ctx, "recovered", (s) => s.recovered({ userUlid: held.userUlid, kind: meta.kind, now: deps.clock() }));
-    },
-  });
-  const ctx: RefreshContext = { ...partial, heldPairs };
   const inFlight = new Map<string, Promise<RefreshOutcome>>();
+  let attempts = 0;
 
   return {
     ownerId: ctx.ownerId,
     heldPairs,
-    heldPair: (userUlid) => heldPairs.get(userUlid)?.pair,
-    refresh(req) {
+    heldPair: (userUlid) => heldPairs.get(normalizeUlid(userUlid))?.pair,
+    refresh(raw) {
+      // One user, one identity: `01abc…` and `01ABC…` share one flight and one lease.
+      const req = { ...raw, userUlid: normalizeUlid(raw.userUlid) };
       const existing = inFlight.get(req.userUlid);
       if (existing) return existing;
-      const p = run(ctx, req, deps.heldPairStore).finally(() => {
-        inFlight.delete(req.userUlid);
-        ctx.leaseTakenAt.delete(req.userUlid);
-      });
+      attempts += 1;
+      const p = run(ctx, req, `${ctx.ownerId}:${attempts}`, deps.heldPairStore).finally(() => inFlight.delete(req.userUlid));
       inFlight.set(req.userUlid, p);
       return p;
     },
+    stopRetrying() {
+      closing.value = true;
+    },
     async close() {
+      closing.value = true;
       await Promise.allSettled([...inFlight.values()]);
       await heldPairs.close();
     },
   };
 }
 
-async function run(ctx: RefreshContext, req: RefreshRequest, shared: HeldPairStore | undefined): Promise<RefreshOutcome> {
+async function run(
+  ctx: RefreshContext,
+  req: RefreshRequest,
+  leaseToken: string,
+  shared: HeldPairStore | undefined,
+): Promise<RefreshOutcome> {
   const started = ctx.clock();
   const held = await heldPairFirst(ctx, req, shared);
   if (held) return held;
@@ -134,38 +140,40 @@ async function run(ctx: RefreshContext, req: RefreshRequest, shared: HeldPairSto
   if (req.staleAccessToken !== undefined && first.accessToken !== req.staleAccessToken) {
     return { ok: true, how: "by_other", token: first };
   }
-  return leaseLoop(ctx, req, first, started);
+  const early = notNow(ctx, req, first);
+  if (early) return early;
+  return leaseLoop(ctx, req, first, started, leaseToken);
 }
 
 /**
- * A held pair (rotated but not yet written; here or in a process that died) is the user's live pair:
- * write it before anything else, never refresh over it with the dead token the row still holds. One
- * shared-store GET per refresh, never on the fresh-token path. `null` = nothing held, go on.
+ * The cool-down after a failure: the row's nextRefreshAt, so every process shares it. Request paths
+ * inside it get the still-valid token or a retryable result instead of calling Cal.com again; the
+ * worker's job is scheduled at that time anyway.
  */
-async function heldPairFirst(ctx: RefreshContext, req: RefreshRequest, shared: HeldPairStore | undefined): Promise<RefreshOutcome | null> {
-  const { heldPairs } = ctx;
-  if (!heldPairs.get(req.userUlid) && shared) {
-    const found = await withTimeout(shared.get(req.userUlid), SHARED_HELD_PAIR_GET_TIMEOUT_MS, "held pair store get").catch(() => null);
-    if (found) heldPairs.takeOver(found);
+function notNow(ctx: RefreshContext, req: RefreshRequest, token: TokenRecord): RefreshOutcome | null {
+  const coolingDownMs = token.lastFailureAt !== null ? token.nextRefreshAt.getTime() - ctx.clock().getTime() : 0;
+  if (req.trigger !== "worker" && coolingDownMs > 0) {
+    return failed(token, coolingDownFailure(token.lastFailureCode), coolingDownMs);
   }
-  if (!heldPairs.get(req.userUlid)) return null;
-  await heldPairs.flush();
-  const still = heldPairs.get(req.userUlid);
-  if (!still) return settledByOther(ctx, req.userUlid);
-  const stale = req.knownToken ?? (await readToken(ctx, req.userUlid));
-  if (!isRecord(stale)) return stale;
-  return { ok: true, how: "by_other", token: { ...stale, ...still.pair, nextRefreshAt: still.nextRefreshAt } };
+  return null;
 }
 
 /** Takes the lease (or waits for whoever holds it), then refreshes holding it. */
-async function leaseLoop(ctx: RefreshContext, req: RefreshRequest, first: TokenRecord, started: Date): Promise<RefreshOutcome> {
+async function leaseLoop(
+  ctx: RefreshContext,
+  req: RefreshRequest,
+  first: TokenRecord,
+  started: Date,
+  leaseToken: string,
+): Promise<RefreshOutcome> {
   const observedVersion = req.observedVersion ?? first.version;
-  const giveUpAt = started.getTime() + ctx.policy.leaseMs + 5_000;
+  // A holder extends its lease to cover each call, so a live one may hold it that long, twice.
+  const giveUpAt = started.getTime() + 2 * ctx.policy.callLeaseMs + ctx.policy.leaseMs;
   for (;;) {
-    const now = ctx.clock();
+    const takenAt = ctx.clock().getTime();
     let lease: Awaited<ReturnType<typeof ctx.store.acquireLease>>;
     try {
-      lease = await ctx.store.acquireLease(req.userUlid, ctx.ownerId, new Date(now.getTime() + ctx.policy.leaseMs), now);
+      lease = await ctx.store.acquireLease(req.userUlid, leaseToken, ctx.policy.leaseMs);
     } catch (err) {
       return failed(first, failureFromError(err, "storeUnavailable"));
     }
@@ -177,32 +185,16 @@ async function leaseLoop(ctx: RefreshContext, req: RefreshRequest, first: TokenR
       continue;
     }
     const token = lease.token;
-    ctx.leaseTakenAt.set(req.userUlid, now.getTime());
     // The lease re-read the row: someone may have finished a refresh while we decided or waited.
     if (token.version !== observedVersion || token.status === "RECONNECT_REQUIRED") {
-      await releaseLease(ctx, req.userUlid);
+      await releaseLease(ctx, req.userUlid, leaseToken);
       return token.status === "RECONNECT_REQUIRED" ? reconnectRequired(token) : { ok: true, how: "by_other", token };
     }
     // A refresh attempt failed while we waited for its lease: share its failure instead of hammering Cal.com.
     if (token.lastFailureAt && token.lastFailureAt.getTime() >= started.getTime()) {
-      await releaseLease(ctx, req.userUlid);
+      await releaseLease(ctx, req.userUlid, leaseToken);
       return failed(token, concurrentAttemptFailure(token.lastFailureCode));
     }
-    return refreshHoldingLease({ ctx, req, token, started });
-  }
-}
-
-async function refreshHoldingLease(a: Attempt): Promise<RefreshOutcome> {
-  const { ctx, token } = a;
-  let settled = false;
-  try {
-    const result =
-      token.kind === "managed" ? await ctx.calcom.refreshManaged(token.refreshToken) : await ctx.calcom.refreshOAuth2(token.refreshToken);
-    const outcome = await settle(a, result, "REFRESHED");
-    settled = true;
-    return outcome;
-  } finally {
-    // Every settled path already released the lease in its own write; this covers throws.
-    if (!settled) await releaseLease(ctx, token.userUlid);
+    return refreshHoldingLease({ ctx, req, token, started, lease: { token: leaseToken, endsAt: takenAt + ctx.policy.leaseMs } });
   }
 }

@@ -4,19 +4,42 @@
  */
 import type { CalRefreshResult } from "../core/calcom-result.js";
 import { ERROR_CODES } from "../core/errors.js";
-import { failure, failureFromCalcom, failureFromError, type Failure } from "../core/failures.js";
+import { failureFromCalcom, failureFromError, type Failure } from "../core/failures.js";
 import { backoffDelayMs } from "../core/policy.js";
 import { type Attempt, failed, isRecord, readToken, reconnectRequired, settledByOther } from "./attempt.js";
 import { alert, audit } from "./effects.js";
-import { extendLease, releaseLease } from "./lease.js";
+import { afterCall, passGates } from "./gates.js";
+import { releaseLease } from "./lease.js";
 import { persistPair, type SuccessOutcome } from "./persist.js";
 import type { RefreshOutcome } from "./types.js";
+
+/** The refresh call itself, holding the attempt's lease; every path ends with the lease released. */
+export async function refreshHoldingLease(a: Attempt): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  let settled = false;
+  try {
+    const gate = await passGates(a, { checkBreaker: true });
+    if (!gate.open) {
+      settled = true;
+      return gate.outcome;
+    }
+    const result =
+      token.kind === "managed" ? await ctx.calcom.refreshManaged(token.refreshToken) : await ctx.calcom.refreshOAuth2(token.refreshToken);
+    await afterCall(a, result, gate.probe);
+    const outcome = await settle(a, result, "REFRESHED");
+    settled = true;
+    return outcome;
+  } finally {
+    // Every settled path already released the lease in its own write; this covers throws.
+    if (!settled) await releaseLease(ctx, token.userUlid, a.lease.token);
+  }
+}
 
 /** Routes one Cal.com answer. `success` says which call produced it (refresh or force-refresh). */
 export async function settle(a: Attempt, result: CalRefreshResult, success: SuccessOutcome): Promise<RefreshOutcome> {
   switch (result.kind) {
     case "refreshed":
-      return persistPair(a, result.pair, success);
+      return persistPair(a, result.pair, success, result.expiry);
     case "rejected":
       if (success === "FORCE_REFRESHED") return settleReconnect(a, `force-refresh rejected (${result.status})`);
       return settleRejection(a, result.status);
@@ -33,8 +56,8 @@ export async function settle(a: Attempt, result: CalRefreshResult, success: Succ
 /** Our client credentials were refused: nothing about this user changes, an operator must act. */
 async function settleConfigError(a: Attempt, error: Failure, status: number): Promise<RefreshOutcome> {
   const { ctx, token } = a;
-  await releaseLease(ctx, token.userUlid);
-  ctx.log.error({ userUlid: token.userUlid, status }, "Cal.com rejected our client credentials");
+  await releaseLease(ctx, token.userUlid, a.lease.token);
+  ctx.log.error({ userUlid: token.userUlid, status }, "Cal.com refused our client configuration");
   await audit(
     ctx,
     { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "CONFIG_ERROR", errorCode: ERROR_CODES.calcomConfig },
@@ -52,18 +75,21 @@ export async function settleRejection(a: Attempt, status: number): Promise<Refre
   const { ctx, token } = a;
   const current = await readToken(ctx, token.userUlid);
   if (isRecord(current) && current.version !== token.version) {
-    await releaseLease(ctx, token.userUlid);
-    return { ok: true, how: "by_other", token: current };
+    await releaseLease(ctx, token.userUlid, a.lease.token);
+    return settledByOther(ctx, token.userUlid);
   }
   if (token.kind !== "managed" || token.calUserId === null) return settleReconnect(a, `refresh token rejected (${status})`);
-  // The force-refresh must also run under the lease, or a second process could rotate meanwhile.
-  // Losing the lease here leaves the rejected token in the row: report a retryable wait, not a success.
-  if (!(await extendLease(ctx, token.userUlid))) return failed(token, failure("leaseTimeout"));
+  // The force-refresh must also run under the lease (extended to cover it), or a second process could
+  // rotate meanwhile; it counts against the call budget like any token call. A closed gate leaves the
+  // rejected token in the row: the result is a retryable failure, never a success.
+  const gate = await passGates(a, { checkBreaker: false });
+  if (!gate.open) return gate.outcome;
   ctx.log.warn(
     { userUlid: token.userUlid, status, rotationUncertain: token.rotationUncertain },
     token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing",
   );
   const forced = await ctx.calcom.forceRefreshManaged(token.calUserId);
+  await afterCall(a, forced, false);
   // The old refresh token is dead either way now: a failed force-refresh leaves the rotation uncertain.
   return settle({ ...a, token: { ...token, rotationUncertain: true } }, forced, "FORCE_REFRESHED");
 }
@@ -76,12 +102,12 @@ export async function settleReconnect(a: Attempt, why: string): Promise<RefreshO
     marked = await ctx.store.markReconnectRequired({
       userUlid: token.userUlid,
       expectedVersion: token.version,
-      owner: ctx.ownerId,
+      owner: a.lease.token,
       code: ERROR_CODES.reconnectRequired,
       now: ctx.clock(),
     });
   } catch (err) {
-    await releaseLease(ctx, token.userUlid);
+    await releaseLease(ctx, token.userUlid, a.lease.token);
     return failed(token, failureFromError(err, "storeUnavailable"));
   }
   // The row moved on meanwhile (the user reconnected): their new pair stands; no alert, no audit.
@@ -117,7 +143,7 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
     recorded = await ctx.store.recordFailure({
       userUlid: token.userUlid,
       expectedVersion: token.version,
-      owner: ctx.ownerId,
+      owner: a.lease.token,
       code,
       rotationUncertain: t.mayHaveRotated || token.rotationUncertain,
       nextRefreshAt: new Date(now.getTime() + delay),
@@ -126,13 +152,13 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
     });
   } catch (err) {
     recorded = true; // unknown: report the failure as ours rather than hide it
-    await releaseLease(ctx, token.userUlid);
+    await releaseLease(ctx, token.userUlid, a.lease.token);
     ctx.log.warn({ userUlid: token.userUlid, err }, "failure bookkeeping not written");
   }
   if (!recorded) {
     // The row moved on during the call (a reconnect, a held pair written): that pair stands, and a
     // failure of the old one is nobody's concern. Our lease may still be on the row.
-    await releaseLease(ctx, token.userUlid);
+    await releaseLease(ctx, token.userUlid, a.lease.token);
     return settledByOther(ctx, token.userUlid);
   }
   ctx.log.warn({ userUlid: token.userUlid, code, mayHaveRotated: t.mayHaveRotated, retryInMs: delay }, "refresh failed; will retry");

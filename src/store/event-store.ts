@@ -7,7 +7,8 @@ export type AlertState = "NONE" | "FAILING" | "RECONNECT";
 /** One outbox row. `payload` is the webhook body (a TokenEvent); it never holds a secret. */
 export interface OutboxEvent {
   id: string;
-  userUlid: string;
+  /** Null for fleet-wide events. */
+  userUlid: string | null;
   type: string;
   payload: unknown;
   createdAt: Date;
@@ -27,6 +28,8 @@ export interface EventStore {
    * statement. `false` = the state was not in `from` (already flipped, or no such user): no event.
    */
   flip(userUlid: string, from: readonly AlertState[], to: AlertState, event: NewOutboxEvent): Promise<boolean>;
+  /** A fleet-wide event (no user): written as is; the caller decides it happens once (the breaker's Lua does). */
+  insertFleetEvent(event: NewOutboxEvent): Promise<void>;
   get(id: string): Promise<OutboxEvent | null>;
   /** Oldest first, so events reach the queue roughly in the order they happened. */
   unrelayed(limit: number): Promise<OutboxEvent[]>;
@@ -63,6 +66,13 @@ export function createEventStore(deps: { prisma: PrismaClient }): EventStore {
         FROM flipped
         RETURNING id`;
       return rows.length > 0;
+    },
+
+    async insertFleetEvent(event) {
+      await prisma.calTokenEvent.create({
+        data: { id: event.id, userUlid: null, type: event.type, payload: event.payload as object, createdAt: event.now },
+        select: { id: true },
+      });
     },
 
     async get(id) {

@@ -1,15 +1,16 @@
 /**
  * The statements behind `cal-tokens rotate-key` (see src/cli/commands/rotate-key.ts for the
- * reasoning): find and count the rows whose envelopes are not on the active key, and write a row's
- * re-encrypted envelopes back.
+ * reasoning): find and count the rows with an envelope that is not v2 under the active key (another
+ * key id, or the v1 format under any key), and write a row's re-encrypted envelopes back.
  *
- * `prefix` is the envelope prefix of the active key, "v1.<active key id>." (see token-cipher.ts).
- * left() rather than LIKE: key ids may contain "_", a LIKE wildcard.
+ * `prefix` is TokenCipher.currentPrefix, "v2.<active key id>." (see token-cipher.ts). It selects rows
+ * only; every envelope is authenticated when it is decrypted. left() rather than LIKE: key ids may
+ * contain "_", a LIKE wildcard.
  */
 import type { PrismaClient } from "./prisma.js";
 
-/** A row with at least one envelope on another key than the active one; `leased` = a refresh holds it now. */
-export interface RowOnOtherKey {
+/** A row with at least one envelope not v2 under the active key; `leased` = a refresh holds it now. */
+export interface RowToReencrypt {
   userUlid: string;
   version: number;
   accessTokenEnc: string;
@@ -18,12 +19,12 @@ export interface RowOnOtherKey {
 }
 
 /** One keyset page (by user_ulid, after `after`) of the rows with an envelope not starting with `prefix`. */
-export function findRowsOnOtherKeys(
+export function findRowsToReencrypt(
   prisma: PrismaClient,
   opts: { prefix: string; after: string; limit: number; now: Date },
-): Promise<RowOnOtherKey[]> {
+): Promise<RowToReencrypt[]> {
   const n = opts.prefix.length;
-  return prisma.$queryRaw<RowOnOtherKey[]>`
+  return prisma.$queryRaw<RowToReencrypt[]>`
     SELECT user_ulid AS "userUlid", version, access_token_enc AS "accessTokenEnc", refresh_token_enc AS "refreshTokenEnc",
            (lease_owner IS NOT NULL AND lease_until IS NOT NULL AND lease_until >= ${opts.now}::timestamptz) AS "leased"
     FROM cal_token
@@ -39,7 +40,7 @@ export function findRowsOnOtherKeys(
  */
 export async function writeReencryptedEnvelopes(
   prisma: PrismaClient,
-  opts: { row: RowOnOtherKey; accessEnc: string; refreshEnc: string; now: Date },
+  opts: { row: RowToReencrypt; accessEnc: string; refreshEnc: string; now: Date },
 ): Promise<boolean> {
   const { row } = opts;
   const count = await prisma.$executeRaw`
@@ -50,8 +51,8 @@ export async function writeReencryptedEnvelopes(
   return count === 1;
 }
 
-/** How many rows still have an envelope not starting with `prefix`. */
-export async function countRowsOnOtherKeys(prisma: PrismaClient, prefix: string): Promise<number> {
+/** How many rows still have an envelope not starting with `prefix` (not v2 under the active key). */
+export async function countRowsToReencrypt(prisma: PrismaClient, prefix: string): Promise<number> {
   const n = prefix.length;
   const rows = await prisma.$queryRaw<{ count: number }[]>`
     SELECT count(*)::int AS count FROM cal_token

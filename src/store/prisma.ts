@@ -7,11 +7,11 @@ export type { PrismaClient } from "../generated/prisma/client.js";
  * Prisma 7 with the pg driver adapter: no engine binary at run time. `max` bounds the pool;
  * `connectionTimeoutMillis` makes a dead database fail fast instead of hanging a request path.
  */
-export function createPrisma(databaseUrl: string, opts: { max?: number } = {}): PrismaClient {
+export function createPrisma(databaseUrl: string, opts: { max?: number; connectTimeoutMs?: number } = {}): PrismaClient {
   const adapter = new PrismaPg({
     connectionString: databaseUrl,
     max: opts.max ?? 10,
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000,
     // The adapter sends and reads timestamps as UTC wall-clock time; pin the session so a server
     // configured with another TimeZone cannot shift stored instants. statement_timeout bounds work on
     // the server; query_timeout and TCP keep-alive bound a half-open connection (failover), which

@@ -1,4 +1,5 @@
 import type { TokenMeta, TokenRecord } from "../core/ports.js";
+import type { TokenPair } from "../core/types.js";
 import { Prisma } from "../generated/prisma/client.js";
 import type { TokenCipher } from "./token-cipher.js";
 
@@ -84,11 +85,22 @@ export function toMeta(row: MetaRow): TokenMeta {
   };
 }
 
-/** Decrypts with the row's own ULID as associated data; TokenDecryptError propagates. */
+/**
+ * Decrypts with the row's own ULID and each column's field as associated data, so the two envelopes
+ * of a row cannot be swapped; TokenDecryptError propagates.
+ */
 export function toRecord(row: RecordRow, cipher: TokenCipher): TokenRecord {
   return {
     ...toMeta(row),
-    accessToken: cipher.decrypt(row.accessTokenEnc, row.userUlid),
-    refreshToken: cipher.decrypt(row.refreshTokenEnc, row.userUlid),
+    accessToken: cipher.decrypt(row.accessTokenEnc, row.userUlid, "access_token"),
+    refreshToken: cipher.decrypt(row.refreshTokenEnc, row.userUlid, "refresh_token"),
+  };
+}
+
+/** The two column values for a pair, each bound to the (upper-case) ULID and its own column. */
+export function encryptPair(cipher: TokenCipher, userUlid: string, pair: Pick<TokenPair, "accessToken" | "refreshToken">) {
+  return {
+    accessEnc: cipher.encrypt(pair.accessToken, userUlid, "access_token"),
+    refreshEnc: cipher.encrypt(pair.refreshToken, userUlid, "refresh_token"),
   };
 }

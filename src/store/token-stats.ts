@@ -1,4 +1,8 @@
+import { ERROR_CODES } from "../core/errors.js";
 import type { PrismaClient } from "./prisma.js";
+
+const EXPIRY_ASSUMED = ERROR_CODES.expiryAssumed;
+const EXPIRY_CONVERTED = ERROR_CODES.expiryConverted;
 
 export interface TokenStats {
   byStatus: { status: string; count: number }[];
@@ -6,6 +10,8 @@ export interface TokenStats {
   overdue: number;
   /** Refresh outcomes recorded in the audit table during the last `windowMs`, by outcome and trigger. */
   recentOutcomes: { outcome: string; trigger: string; count: number }[];
+  /** Successful refreshes in the same window whose expiry had to be assumed or converted (audit codes). */
+  recentExpiryNotes: { assumed: number; converted: number };
 }
 
 /**
@@ -20,17 +26,22 @@ export async function readTokenStats(
 ): Promise<TokenStats> {
   const lateBefore = new Date(now.getTime() - (opts.lateMs ?? 60_000));
   const since = new Date(now.getTime() - (opts.windowMs ?? 5 * 60_000));
-  const [byStatus, overdue, recent] = await Promise.all([
+  const [byStatus, overdue, recent, notes] = await Promise.all([
     prisma.$queryRaw<{ status: string; count: bigint }[]>`SELECT status::text AS status, count(*) AS count FROM cal_token GROUP BY status`,
     prisma.$queryRaw<{ count: bigint }[]>`
       SELECT count(*) AS count FROM cal_token WHERE status = 'ACTIVE'::"CalTokenStatus" AND next_refresh_at < ${lateBefore}::timestamptz`,
     prisma.$queryRaw<{ outcome: string; trigger: string; count: bigint }[]>`
       SELECT outcome::text AS outcome, trigger, count(*) AS count FROM cal_token_audit
       WHERE created_at >= ${since}::timestamptz GROUP BY outcome, trigger`,
+    prisma.$queryRaw<{ code: string; count: bigint }[]>`
+      SELECT error_code AS code, count(*) AS count FROM cal_token_audit
+      WHERE created_at >= ${since}::timestamptz AND error_code IN (${EXPIRY_ASSUMED}, ${EXPIRY_CONVERTED}) GROUP BY error_code`,
   ]);
+  const noteCount = (code: string) => Number(notes.find((n) => n.code === code)?.count ?? 0);
   return {
     byStatus: byStatus.map((r) => ({ status: r.status, count: Number(r.count) })),
     overdue: Number(overdue[0]?.count ?? 0),
     recentOutcomes: recent.map((r) => ({ outcome: r.outcome, trigger: r.trigger, count: Number(r.count) })),
+    recentExpiryNotes: { assumed: noteCount(EXPIRY_ASSUMED), converted: noteCount(EXPIRY_CONVERTED) },
   };
 }

@@ -2,16 +2,27 @@ import type { AuditEntry, LeaseResult, TokenMeta, TokenRecord, TokenStore } from
 import { AppError, ERROR_CODES } from "../core/errors.js";
 import { normalizeUlid } from "../core/ulid.js";
 import type { PrismaClient } from "./prisma.js";
-import { META_COLUMNS, META_SELECT, RECORD_COLUMNS, RECORD_SELECT, toMeta, toRecord, type MetaRow, type RecordRow } from "./rows.js";
+import {
+  encryptPair,
+  META_COLUMNS,
+  META_SELECT,
+  RECORD_COLUMNS,
+  RECORD_SELECT,
+  toMeta,
+  toRecord,
+  type MetaRow,
+  type RecordRow,
+} from "./rows.js";
 import type { TokenCipher } from "./token-cipher.js";
 
 /**
  * Prisma/Postgres implementation of TokenStore (invariants 1, 2 and 6 in docs/architecture.md#invariants).
  *
  * Every coordinating write is ONE statement whose WHERE clause is the guard (lease free, version
- * matches), so correctness never depends on a read-then-write or a transaction. Time always comes
- * from the caller (`now`), never SQL now(), so injected clocks work and the store agrees with the
- * refresh policy about what "expired" means.
+ * matches), so correctness never depends on a read-then-write or a transaction. Data timestamps come
+ * from the caller (`now`), so injected clocks work and the store agrees with the refresh policy about
+ * what "expired" means; leases alone use the database's clock, because they coordinate processes
+ * whose clocks may disagree.
  *
  * Timestamps are bound as Date parameters (the pg adapter sends them as zone-less UTC text) and read
  * back through the same adapter, which is the convention Prisma's own queries use; mixing in SQL
@@ -39,8 +50,7 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
     async save(input) {
       const ulid = normalizeUlid(input.userUlid);
       const { pair, now } = input;
-      const accessEnc = cipher.encrypt(pair.accessToken, ulid);
-      const refreshEnc = cipher.encrypt(pair.refreshToken, ulid);
+      const { accessEnc, refreshEnc } = encryptPair(cipher, ulid, pair);
       // Upsert in one statement: no read-modify-write race between two connect flows.
       const rows = await prisma.$queryRaw<MetaRow[]>`
         INSERT INTO cal_token (user_ulid, kind, cal_user_id, access_token_enc, refresh_token_enc,
@@ -67,13 +77,17 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
       return toMeta(single(rows, "save"));
     },
 
-    async acquireLease(userUlid, owner, until, now): Promise<LeaseResult> {
+    async acquireLease(userUlid, owner, forMs): Promise<LeaseResult> {
+      // NaN or Infinity would reach SQL as NULL: a lease_until of NULL that protects nothing.
+      if (!Number.isFinite(forMs) || forMs < 0) throw new TypeError("lease length must be a finite, non-negative number of ms");
       const ulid = normalizeUlid(userUlid);
-      // Re-entrant for the same owner (extends `until`); lease_until IS NULL covers a half-cleared lease.
+      // The database's clock decides, never the caller's: every process compares against one clock.
+      // Re-entrant for the same lease token (extends it); lease_until IS NULL covers a half-cleared lease.
       const rows = await prisma.$queryRaw<RecordRow[]>`
-        UPDATE cal_token SET lease_owner = ${owner}, lease_until = ${until}::timestamptz
+        UPDATE cal_token SET lease_owner = ${owner},
+          lease_until = clock_timestamp() + make_interval(secs => ${forMs}::float8 / 1000)
         WHERE user_ulid = ${ulid}
-          AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < ${now}::timestamptz OR lease_owner = ${owner})
+          AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until < clock_timestamp() OR lease_owner = ${owner})
         RETURNING ${RECORD_COLUMNS}`;
       const row = rows[0];
       if (row === undefined) {
@@ -95,8 +109,7 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
     async saveRotated(input) {
       const { pair, now, owner } = input;
       const ulid = normalizeUlid(input.userUlid);
-      const accessEnc = cipher.encrypt(pair.accessToken, ulid);
-      const refreshEnc = cipher.encrypt(pair.refreshToken, ulid);
+      const { accessEnc, refreshEnc } = encryptPair(cipher, ulid, pair);
       // The pair is stored exactly as issued: a null refresh expiry stays null (no COALESCE with old).
       const audit = input.audit ?? null;
       // The audit row rides in the same statement (a data-modifying CTE): one round trip, one commit,
@@ -116,9 +129,9 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
         WHERE user_ulid = ${ulid} AND version = ${input.expectedVersion}::int
         RETURNING *),
         audited AS (
-          INSERT INTO cal_token_audit (user_ulid, outcome, trigger, version, duration_ms, created_at)
-          SELECT user_ulid, ${audit?.outcome ?? null}::"CalTokenOutcome", ${audit?.trigger ?? ""}, version,
-                 ${audit?.durationMs ?? null}::int, ${now}::timestamptz
+          INSERT INTO cal_token_audit (user_ulid, outcome, trigger, error_code, version, duration_ms, created_at)
+          SELECT user_ulid, ${audit?.outcome ?? null}::"CalTokenOutcome", ${audit?.trigger ?? ""}, ${audit?.errorCode ?? null}::text,
+                 version, ${audit?.durationMs ?? null}::int, ${now}::timestamptz
           FROM updated WHERE ${audit !== null}::boolean)
         SELECT ${META_COLUMNS} FROM updated`;
       const row = rows[0];

@@ -19,6 +19,8 @@ import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { createRefreshStack } from "./refresh-stack.js";
 import { createReleasers, type Releasers } from "./releasers.js";
 
+const REQUEST_PATH_CONNECT_TIMEOUT_MS = 2_000;
+
 export interface CalTokenClientOptions {
   /** Parsed configuration; by default read once from `env` (default `process.env`). */
   config?: Config;
@@ -49,6 +51,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   const clock = options.clock ?? (() => new Date());
   const rand = options.rand ?? Math.random;
   const releasers = createReleasers(componentLogger(logger, "onDemand"));
+  if (config.notes.length > 0) componentLogger(logger, "onDemand").warn({ notes: config.notes }, "configuration normalised");
   const prisma = options.prisma ?? (options.store ? undefined : ownPrisma(config, options.databasePoolSize ?? 10, releasers));
   // Alerts raised on request paths go to the outbox; the worker's relay delivers them.
   const alerts = prisma ? createAlertSink({ eventStore: createEventStore({ prisma }), relay: null, logger }) : undefined;
@@ -79,6 +82,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     clock,
     rand,
     bufferMs: config.refresh.onDemandBufferMs,
+    waitMs: config.refresh.onDemandWaitMs,
     leadMs: config.refresh.leadMs,
     jitterMs: config.refresh.jitterMs,
   });
@@ -86,7 +90,8 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
 }
 
 function ownPrisma(config: Config, poolSize: number, releasers: Releasers): PrismaClient {
-  const prisma = createPrisma(config.databaseUrl, { max: poolSize });
+  // Request paths use this pool: a database that does not answer must fail them within 2 s.
+  const prisma = createPrisma(config.databaseUrl, { max: poolSize, connectTimeoutMs: REQUEST_PATH_CONNECT_TIMEOUT_MS });
   releasers.add("prisma", () => prisma.$disconnect());
   return prisma;
 }

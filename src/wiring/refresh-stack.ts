@@ -14,7 +14,9 @@ import type { Config } from "../config/config.js";
 import type { AlertSink, CalcomTokenApi, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
-import { recoveryRedis } from "../queue/connection.js";
+import { fleetRedis } from "../queue/connection.js";
+import { createRedisCallBudget } from "../fleet/call-budget.js";
+import { createRedisConfigBreaker } from "../fleet/config-breaker.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
 import { createRedisHeldPairStore } from "../store/held-pair-store.js";
@@ -23,6 +25,9 @@ import { createTokenCipher } from "../store/token-cipher.js";
 import { createTokenStore } from "../store/token-store.js";
 import { calcomTokenApiFromConfig } from "./calcom-from-config.js";
 import type { Releasers } from "./releasers.js";
+
+/** Covers the round trip between extending the lease and the request leaving, and a GC pause. */
+const CALL_LEASE_MARGIN_MS = 2_000;
 
 export interface RefreshStack {
   refresher: Refresher;
@@ -49,14 +54,18 @@ export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
   const { config, logger, releasers } = deps;
   const cipher = createTokenCipher(config.encryptionKeys);
   const store = deps.store ?? createTokenStore({ prisma: deps.prisma as PrismaClient, cipher });
-  // Shared held pairs (Redis), so a pair this process could not write survives its crash.
-  const heldPairRedis = recoveryRedis(config.redisUrl);
-  releasers.add("held-pair redis", () => heldPairRedis.disconnect());
+  // Fleet-wide state in Redis: held pairs (a pair this process could not write survives its crash),
+  // the configuration breaker and the shared token-call budget.
+  const redis = fleetRedis(config.redisUrl);
+  releasers.add("fleet redis", () => redis.disconnect());
+  const prefix = config.queuePrefix;
   const calcom = deps.calcom ?? ownCalcom(config, logger, releasers);
   const refresher = createRefresher({
     store,
     calcom,
-    heldPairStore: createRedisHeldPairStore({ redis: heldPairRedis, prefix: config.queuePrefix, cipher }),
+    heldPairStore: createRedisHeldPairStore({ redis, prefix, cipher, logger, clock: deps.clock }),
+    breaker: createRedisConfigBreaker({ redis, prefix }),
+    budget: createRedisCallBudget({ redis, prefix, ratePerMinute: config.refresh.ratePerMinute }),
     logger,
     clock: deps.clock,
     rand: deps.rand,
@@ -64,6 +73,9 @@ export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
       ...DEFAULT_REFRESH_POLICY,
       ...deps.policy,
       leaseMs: config.refresh.leaseMs,
+      // The lease before each call outlives the call (HTTP timeout) with a margin for the round trip.
+      callLeaseMs: config.calcom.timeoutMs + CALL_LEASE_MARGIN_MS,
+      minIntervalMs: config.refresh.minIntervalMs,
       leadMs: config.refresh.leadMs,
       jitterMs: config.refresh.jitterMs,
     },

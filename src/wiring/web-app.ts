@@ -7,11 +7,12 @@
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../config/config.js";
+import { readFleetState } from "../fleet/fleet-state.js";
 import { withTimeout } from "../core/timeout.js";
 import { createWebServer, DEFAULT_BOARD_PATH, type Readiness } from "../http/web-server.js";
 import type { Logger } from "../log/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
-import { workerConnection } from "../queue/connection.js";
+import { fleetRedis, webConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { readTokenStats } from "../store/token-stats.js";
@@ -25,15 +26,25 @@ export interface WebApp {
   close(): Promise<void>;
 }
 
+/** Each readiness check gets this long, inside the server's own bound on the whole request. */
+const CHECK_TIMEOUT_MS = 1_000;
+
 export async function startWebApp(
   config: Config,
-  opts: { logger: Logger; host?: string; port?: number; allowUnauthenticatedBoard?: boolean },
+  opts: {
+    logger: Logger;
+    host?: string;
+    port?: number;
+    /** Local demo only: serve Bull Board and /metrics without credentials. */
+    allowUnauthenticatedBoard?: boolean;
+  },
 ): Promise<WebApp> {
   const releasers = createReleasers(opts.logger);
   const prisma = createPrisma(config.databaseUrl, { max: 2 });
   releasers.add("prisma", () => prisma.$disconnect());
-  // Retry-forever connections: the board and probes are long-lived and must recover after an outage.
-  const connection = workerConnection(config.redisUrl);
+  // Fail-fast commands on reconnect-forever connections: a request gets an error (503) while Redis is
+  // away, and the board works again by itself once it is back.
+  const connection = webConnection(config.redisUrl);
   const prefix = config.queuePrefix;
   const queues = {
     refresh: new Queue(QUEUES.refresh, { connection, prefix }),
@@ -41,14 +52,25 @@ export async function startWebApp(
     events: new Queue(QUEUES.events, { connection, prefix }),
   };
   releasers.add("queues", () => Promise.allSettled(Object.values(queues).map((q) => q.close())));
-  const metrics = createMetrics({ queues: Object.values(queues), tokenStats: () => readTokenStats(prisma, new Date()) });
+  // Without a listener, BullMQ prints every connection error of a Queue to console.error (raw, not JSON);
+  // debug only: the failing requests (503s, readiness) already say that Redis is away.
+  for (const q of Object.values(queues)) q.on("error", (err) => opts.logger.debug({ err, queue: q.name }, "queue connection error"));
+  const redis = fleetRedis(config.redisUrl);
+  releasers.add("fleet redis", () => redis.disconnect());
+  const metrics = createMetrics({
+    queues: Object.values(queues),
+    tokenStats: () => readTokenStats(prisma, new Date()),
+    fleetState: () => readFleetState(redis, prefix, new Date()),
+  });
 
   const server = createWebServer({
     queues,
     metrics,
     logger: opts.logger,
     bullBoard: config.bullBoard,
+    metricsBearerToken: config.metricsBearerToken,
     allowUnauthenticatedBoard: opts.allowUnauthenticatedBoard ?? false,
+    allowUnauthenticatedMetrics: opts.allowUnauthenticatedBoard ?? false,
     readiness: () => readiness(prisma, queues.refresh),
   });
   releasers.add("web server", () => server.close());
@@ -62,9 +84,9 @@ export async function startWebApp(
 
 async function readiness(prisma: PrismaClient, refreshQueue: Queue): Promise<Readiness> {
   const [db, redis] = await Promise.allSettled([
-    prisma.$queryRaw`SELECT 1`,
+    withTimeout(prisma.$queryRaw`SELECT 1`, CHECK_TIMEOUT_MS, "postgres readiness"),
     // A bounded Redis round trip through the same client the board uses.
-    withTimeout(refreshQueue.getJobCounts("active"), 2_000, "redis readiness"),
+    withTimeout(refreshQueue.getJobCounts("active"), CHECK_TIMEOUT_MS, "redis readiness"),
   ]);
   const checks = { postgres: db.status === "fulfilled" ? "ok" : "fail", redis: redis.status === "fulfilled" ? "ok" : "fail" } as const;
   return { ok: checks.postgres === "ok" && checks.redis === "ok", checks };

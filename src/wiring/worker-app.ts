@@ -13,12 +13,14 @@ import { createSweep, createSweepProcessor } from "../../jobs/sweep.js";
 import type { Config } from "../config/config.js";
 import { backoffDelayMs } from "../core/policy.js";
 import type { Clock, Rand } from "../core/types.js";
+import { isUlid } from "../core/ulid.js";
 import { createAlertSink } from "../events/alert-sink.js";
 import { createEventRelay } from "../events/relay.js";
 import type { DeliverEventJobData } from "../events/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { workerConnection } from "../queue/connection.js";
 import { QUEUES, type RefreshJobData } from "../queue/names.js";
+import { clearQueueOverrides } from "../queue/queue-overrides.js";
 import { createRefreshQueue } from "../queue/refresh-queue.js";
 import { ensureSweepScheduler } from "../queue/sweep-scheduler.js";
 import { startWatchdog } from "../queue/watchdog.js";
@@ -95,6 +97,8 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
     ...(opts.onOutcome ? { onOutcome: opts.onOutcome } : {}),
   });
   const { refresher } = stack;
+  // Before the refresh worker takes a job: the configured budget and concurrency, not Redis's, apply.
+  await clearQueueOverrides(queues.refresh, log);
   const refreshWorker = startRefreshWorker(parts, queues.refresh, stack);
   const sweepWorker = startSweepWorker(parts, queues.refresh, refresher);
   // Stop taking jobs and let in-flight refreshes finish and persist (before held pairs are flushed).
@@ -104,6 +108,9 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   refresher.heldPairs.start(1_000);
   relay.start(2_000);
   startStallWatchdog(parts, queues.refresh, refreshWorker);
+  // Runs first on close (SIGTERM): refreshes still in flight stop retrying their database write and
+  // leave the pair held (already in Redis) instead of racing the shutdown deadline.
+  releasers.add("stop write retries", () => refresher.stopRetrying());
   log.info(
     { concurrency: config.workerConcurrency, prefix: config.queuePrefix, ratePerMinute: config.refresh.ratePerMinute },
     "worker started",
@@ -159,7 +166,13 @@ function startRefreshWorker(parts: Parts, refreshQueue: Queue<RefreshJobData>, s
   worker.on("error", (err) => log.error({ err, queue: worker.name }, "worker error"));
   worker.on("failed", (job, err) =>
     log.warn(
-      { jobId: job?.id, userUlid: job?.data.userUlid, attemptsMade: job?.attemptsMade, code: err.message },
+      // A refused job's data may hold anything: only a ULID is logged as the user.
+      {
+        jobId: job?.id,
+        userUlid: isUlid(job?.data.userUlid) ? job.data.userUlid : undefined,
+        attemptsMade: job?.attemptsMade,
+        code: err.message,
+      },
       "refresh job attempt failed",
     ),
   );
@@ -177,10 +190,11 @@ function refreshWorkerOptions({ config, opts, connection, rand }: Parts) {
     settings: {
       backoffStrategy: (attemptsMade: number) => backoffDelayMs(attemptsMade - 1, rand, { baseMs: retryBaseMs, maxMs: 5 * 60_000 }),
     },
-    // As long as the row lease, which outlives a refresh (two HTTP timeouts): a slow refresh is not
-    // declared stalled and run twice, and a crashed worker's jobs are picked up once its leases lapse.
-    lockDuration: config.refresh.leaseMs,
-    stalledInterval: Math.min(30_000, config.refresh.leaseMs),
+    // BullMQ renews a live worker's lock every half lock, so a long refresh is not declared stalled;
+    // a short lock lets another worker take over a dead one's jobs within seconds. Two token calls for
+    // one user can never overlap anyway: the row lease keeps them apart.
+    lockDuration: jobLockMs(config),
+    stalledInterval: Math.min(30_000, jobLockMs(config)),
   };
 }
 
@@ -235,4 +249,9 @@ function startStallWatchdog(
       }),
   });
   releasers.add("stall watchdog", () => watchdog.stop());
+}
+
+/** The BullMQ lock of a refresh job: one call lease plus the base lease (renewed while the worker lives). */
+function jobLockMs(config: Config): number {
+  return config.calcom.timeoutMs + 2_000 + config.refresh.leaseMs;
 }

@@ -8,8 +8,8 @@
  * Faithful on purpose:
  * - every write is applied atomically inside one call (no await between the guard and the write), as
  *   the real store's one-statement writes are;
- * - time comes only from the caller's `now` (except insertAudit's `createdAt`, which Postgres takes
- *   from its own clock: here `opts.clock`);
+ * - time comes from the caller's `now`, except where Postgres uses its own clock (insertAudit's
+ *   `createdAt`, and lease lapse and length): here `opts.clock`;
  * - values go in and come out as copies: mutating a returned object (or a Date passed in) never
  *   changes the store;
  * - the inputs Postgres would refuse are refused (invalid Date, non-integer version / cal user id /
@@ -64,7 +64,7 @@ export interface FailOptions {
 export interface InMemoryTokenStoreOptions {
   /** Users whose ciphertext "does not authenticate" from the start (any case). */
   undecryptable?: Iterable<string>;
-  /** The database's own clock: only insertAudit's createdAt and `seed` defaults read it. */
+  /** The database's own clock: leases, insertAudit's createdAt and `seed` defaults read it. */
   clock?: () => Date;
 }
 
@@ -288,10 +288,12 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
         return toMeta(row);
       }),
 
-    acquireLease: (userUlid, owner, until, now) =>
+    acquireLease: (userUlid, owner, forMs) =>
       run("acquireLease", (): LeaseResult => {
-        const untilAt = date(until, "until");
-        const nowAt = date(now, "now");
+        if (!Number.isFinite(forMs) || forMs < 0) throw storeError("lease length must be a finite, non-negative number of ms");
+        // Leases are judged by the database's clock (here `opts.clock`), never the caller's.
+        const nowAt = date(clock(), "clock()");
+        const untilAt = new Date(nowAt.getTime() + Math.max(0, forMs));
         const row = find(userUlid);
         if (row === undefined) return { kind: "missing" };
         const free =
@@ -352,7 +354,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
             userUlid: row.userUlid,
             outcome: audit.outcome,
             trigger: audit.trigger,
-            errorCode: null,
+            errorCode: audit.errorCode ?? null,
             version: row.version,
             durationMs,
             createdAt: new Date(now.getTime()),

@@ -71,7 +71,10 @@ export async function startHarness(
 ): Promise<Harness> {
   const ownDbName = opts.ownDatabase ? `${process.env.TEST_DATABASE_NAME ?? "ctw_test"}_${randomBytes(3).toString("hex")}` : null;
   const databaseUrl = ownDbName ? await createTestDatabase(ownDbName) : testDatabaseUrl();
-  const baseEnv = { DATABASE_URL: databaseUrl, ...opts.env };
+  // A queue prefix of its own: fleet-wide state under it (the configuration breaker, the call budget,
+  // held pairs) must not leak from one test file into another running at the same time.
+  const ownPrefix = `${process.env.TEST_QUEUE_PREFIX ?? "ctwtest"}h${randomBytes(3).toString("hex")}`;
+  const baseEnv = { DATABASE_URL: databaseUrl, QUEUE_PREFIX: ownPrefix, ...opts.env };
   const fake = await startFakeCalcom({
     rateLimit: false,
     ...(process.env.TEST_ISSUED_TOKENS_FILE ? { issuedTokensFile: process.env.TEST_ISSUED_TOKENS_FILE } : {}),

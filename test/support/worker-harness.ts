@@ -29,6 +29,8 @@ export function workerEnv(h: Harness, prefix: string, overrides: Record<string, 
     REFRESH_LEASE_SECONDS: "10",
     // Test tokens live seconds, not an hour: the 450/min default budget is below their refresh demand.
     CAL_REFRESH_RATE_PER_MINUTE: "3000",
+    // …and they are refreshed every few seconds, below the 30 s default minimum interval.
+    MIN_REFRESH_INTERVAL_SECONDS: "1",
     ...overrides,
   });
 }

@@ -1,130 +1,202 @@
 import type { CalRefreshResult } from "../../src/core/calcom-result.js";
-import { classifyManaged, classifyOAuth2, DEFAULT_RATE_LIMIT_RESET_MS, rateLimitResetMs } from "../../src/calcom/index.js";
+import {
+  classifyResponse,
+  DEFAULT_RATE_LIMIT_RESET_MS,
+  matchRejection,
+  rateLimitResetMs,
+  readErrorBody,
+  REJECTION_RULES,
+  STATUS_RULES,
+  statusRule,
+  type TokenEndpoint,
+  UNEXPECTED_STATUS,
+} from "../../src/calcom/index.js";
 
 const NOW = 1_750_000_000_000;
-const AT_EXP = 1_750_003_600_000;
-const RT_EXP = 1_781_000_000_000;
 const json = (v: unknown): string => JSON.stringify(v);
-const managedOk = (data: Record<string, unknown>): string => json({ status: "success", data });
 const calError = (code: string, message: string): string =>
   json({ status: "error", timestamp: "2025-01-01T00:00:00.000Z", path: "/v2/x", error: { code, message } });
-const fullData = { accessToken: "at-1", refreshToken: "rt-1", accessTokenExpiresAt: AT_EXP, refreshTokenExpiresAt: RT_EXP };
+const rfc = (error: string, description = "x"): string => json({ error, error_description: description });
 const HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
+const NGINX_404 = "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center></body></html>";
+const ENDPOINTS: TokenEndpoint[] = ["managed.refresh", "managed.forceRefresh", "oauth2.token"];
+const classify = (endpoint: TokenEndpoint, status: number, body: string, headers = {}): CalRefreshResult =>
+  classifyResponse(endpoint, status, headers, body, NOW);
 
-function expectKind<K extends CalRefreshResult["kind"]>(r: CalRefreshResult, kind: K): Extract<CalRefreshResult, { kind: K }> {
-  expect(r.kind).toBe(kind);
-  return r as Extract<CalRefreshResult, { kind: K }>;
-}
+type Case = [TokenEndpoint, number, string];
 
-describe("classifyManaged: 2xx", () => {
-  it("valid body → refreshed with Date expiries", () => {
-    const r = expectKind(classifyManaged(200, {}, managedOk(fullData)), "refreshed");
-    expect(r.pair).toEqual({
-      accessToken: "at-1",
-      refreshToken: "rt-1",
-      accessTokenExpiresAt: new Date(AT_EXP),
-      refreshTokenExpiresAt: new Date(RT_EXP),
+/**
+ * Every row of the rejection table: the answers that prove it, and near misses (same status on
+ * another endpoint, same words in another shape, another code) that must not.
+ */
+const REJECTION_CASES: Record<string, { proves: Case[]; nearMisses: Case[] }> = {
+  "managed.invalid_refresh_token": {
+    proves: [
+      ["managed.refresh", 400, calError("BadRequestException", "Invalid refresh token")],
+      ["managed.refresh", 400, calError("BadRequestException", "Invalid managed user refresh token")],
+      ["managed.refresh", 400, calError("BadRequestException", "INVALID REFRESH TOKEN")],
+    ],
+    nearMisses: [
+      ["managed.refresh", 400, calError("BadRequestException", "Bad Request Exception")],
+      ["managed.refresh", 400, calError("BadRequestException", "refreshToken must be a string")],
+      ["managed.refresh", 400, json({ message: "Invalid refresh token" })],
+      ["managed.refresh", 400, "Invalid refresh token"],
+      ["managed.refresh", 401, calError("UnauthorizedException", "Invalid refresh token")],
+      ["managed.forceRefresh", 400, calError("BadRequestException", "Invalid refresh token")],
+      ["oauth2.token", 400, calError("BadRequestException", "Invalid refresh token")],
+    ],
+  },
+  "managed.record_race": {
+    proves: [["managed.refresh", 404, calError("NOT_FOUND", "Invalid Query: The requested record was not found.")]],
+    nearMisses: [
+      ["managed.refresh", 404, calError("NotFoundException", "Cannot POST /v2/v2/oauth/c/refresh")],
+      ["managed.refresh", 404, json({ message: "Invalid Query: The requested record was not found." })],
+      ["managed.refresh", 400, calError("NOT_FOUND", "Invalid Query: The requested record was not found.")],
+      ["managed.forceRefresh", 404, calError("NOT_FOUND", "Invalid Query: The requested record was not found.")],
+    ],
+  },
+  "force.not_in_client": {
+    proves: [["managed.forceRefresh", 404, calError("NotFoundException", "User with ID 42 is not part of this OAuth client.")]],
+    nearMisses: [
+      ["managed.forceRefresh", 404, calError("NotFoundException", "Cannot POST /v2/v2/oauth-clients/c/users/42/force-refresh")],
+      ["managed.forceRefresh", 403, calError("ForbiddenException", "User with ID 42 is not part of this OAuth client.")],
+      ["managed.refresh", 404, calError("NotFoundException", "User with ID 42 is not part of this OAuth client.")],
+      ["managed.forceRefresh", 404, NGINX_404],
+    ],
+  },
+  "oauth2.invalid_grant": {
+    proves: [
+      ["oauth2.token", 400, rfc("invalid_grant", "refresh_token_revoked")],
+      ["oauth2.token", 400, json({ error: "invalid_grant" })],
+      ["oauth2.token", 400, json({ status: "error", data: { error: "invalid_grant", error_description: "invalid_refresh_token" } })],
+      ["oauth2.token", 400, calError("invalid_grant", "client_id_mismatch")],
+    ],
+    nearMisses: [
+      ["oauth2.token", 401, rfc("invalid_grant")],
+      ["oauth2.token", 400, rfc("invalid_client")],
+      ["oauth2.token", 400, rfc("unauthorized_client")],
+      ["oauth2.token", 400, rfc("invalid_request", "refresh_token is required")],
+      ["oauth2.token", 400, rfc("unsupported_grant_type")],
+      ["oauth2.token", 404, rfc("invalid_grant")],
+      ["managed.refresh", 400, rfc("invalid_grant")],
+    ],
+  },
+};
+
+describe("rejection table: only proof of a dead grant is `rejected`", () => {
+  it("has a test case for every rule, and every rule cites its doc anchor", () => {
+    expect(Object.keys(REJECTION_CASES).sort()).toEqual(REJECTION_RULES.map((r) => r.id).sort());
+    for (const r of REJECTION_RULES) expect(r.doc).toMatch(/^docs\/calcom-api\.md#[a-z0-9-]+$/);
+  });
+  describe.each(Object.entries(REJECTION_CASES))("%s", (id, { proves, nearMisses }) => {
+    it.each(proves)("%s %i %s → rejected", (endpoint, status, body) => {
+      expect(matchRejection(endpoint, status, readErrorBody(JSON.parse(body)))?.id).toBe(id);
+      expect(classify(endpoint, status, body)).toMatchObject({ kind: "rejected", status });
+    });
+    it.each(nearMisses)("%s %i %s → config_error, not rejected", (endpoint, status, body) => {
+      expect(classify(endpoint, status, body)).toMatchObject({ kind: "config_error", status });
     });
   });
-  it("missing (or null) refreshTokenExpiresAt → null", () => {
-    const { refreshTokenExpiresAt: _drop, ...older } = fullData;
-    expect(expectKind(classifyManaged(200, {}, managedOk(older)), "refreshed").pair.refreshTokenExpiresAt).toBeNull();
-    const withNull = managedOk({ ...fullData, refreshTokenExpiresAt: null });
-    expect(expectKind(classifyManaged(201, {}, withNull), "refreshed").pair.refreshTokenExpiresAt).toBeNull();
-  });
-  it.each([
-    ["bad JSON", '{"status":"success","data":{'],
-    ["HTML page", HTML],
-    ["empty body", ""],
-    ["missing accessToken", managedOk({ ...fullData, accessToken: undefined })],
-    ["empty refreshToken", managedOk({ ...fullData, refreshToken: "" })],
-    ["ISO accessTokenExpiresAt", managedOk({ ...fullData, accessTokenExpiresAt: new Date(AT_EXP).toISOString() })],
-    ["epoch-seconds accessTokenExpiresAt", managedOk({ ...fullData, accessTokenExpiresAt: AT_EXP / 1000 })],
-    ["ISO refreshTokenExpiresAt", managedOk({ ...fullData, refreshTokenExpiresAt: new Date(RT_EXP).toISOString() })],
-    ["status not success", json({ status: "error", data: fullData })],
-    ["no envelope", json(fullData)],
-    ["JSON null", "null"],
-  ])("%s → malformed, mayHaveRotated (the server committed)", (_name, body) => {
-    const r = expectKind(classifyManaged(200, {}, body), "malformed");
-    expect(r).toMatchObject({ status: 200, mayHaveRotated: true });
-    expect(r.message).not.toContain("rt-1");
-    expect(r.message).not.toContain("at-1");
-  });
-});
-
-describe("classifyManaged: errors", () => {
-  it("400 Invalid refresh token → rejected with Cal.com's code and message", () => {
-    const r = expectKind(classifyManaged(400, {}, calError("BadRequestException", "Invalid refresh token")), "rejected");
-    expect(r).toEqual({
+  it("keeps Cal.com's code and message", () => {
+    expect(classify("managed.refresh", 400, calError("BadRequestException", "Invalid refresh token"))).toEqual({
       kind: "rejected",
       status: 400,
       code: "BadRequestException",
       message: "Cal.com 400: BadRequestException: Invalid refresh token",
     });
-  });
-  it("404 lost race / user not in client → rejected", () => {
-    const r = expectKind(classifyManaged(404, {}, calError("NOT_FOUND", "Invalid Query")), "rejected");
-    expect(r).toMatchObject({ status: 404, code: "NOT_FOUND" });
-  });
-  it("400 without Cal.com's JSON error (a proxy, a WAF) is not taken for a dead grant", () => {
-    expect(classifyManaged(400, {}, "Bad Request")).toMatchObject({ kind: "config_error", status: 400 });
-    expect(classifyManaged(400, {}, "")).toMatchObject({ kind: "config_error", status: 400 });
-  });
-  it("OAuth2: only invalid_grant rejects the user's token; other RFC errors are about our request", () => {
-    const rfc = (error: string) => JSON.stringify({ error, error_description: "x" });
-    expect(classifyOAuth2(400, {}, rfc("invalid_grant"), 0)).toMatchObject({ kind: "rejected", code: "invalid_grant" });
-    for (const code of ["invalid_request", "unsupported_grant_type", "invalid_client", "unauthorized_client"]) {
-      expect(classifyOAuth2(400, {}, rfc(code), 0)).toMatchObject({ kind: "config_error", status: 400 });
-    }
-  });
-  it("404 without Cal.com's JSON error is a misconfigured URL, not a dead grant", () => {
-    expect(classifyManaged(404, {}, HTML)).toMatchObject({ kind: "config_error", status: 404 });
-    expect(classifyManaged(404, {}, "")).toMatchObject({ kind: "config_error", status: 404 });
-    expect(classifyManaged(404, {}, calError("NOT_FOUND", "Invalid Query: The requested record was not found."))).toMatchObject({
+    expect(classify("oauth2.token", 400, rfc("invalid_grant", "refresh_token_revoked"))).toEqual({
       kind: "rejected",
-      status: 404,
+      status: 400,
+      code: "invalid_grant",
+      message: "Cal.com 400: invalid_grant: refresh_token_revoked",
     });
   });
-  it.each([401, 403])("%i → config_error", (status) => {
-    const r = classifyManaged(status, {}, calError("UnauthorizedException", "ApiAuthStrategy - oAuth client - Invalid client secret"));
-    expect(r).toMatchObject({ kind: "config_error", status });
-    expect(expectKind(r, "config_error").message).toContain("Invalid client secret");
-  });
-  it.each([
-    [500, false],
-    [503, false],
-    [502, true],
-    [504, true],
-    [524, true],
-    [522, false],
-  ])("%i → transient server_error, mayHaveRotated %p", (status, mayHaveRotated) => {
-    expect(classifyManaged(status, {}, calError("InternalServerErrorException", "boom"))).toMatchObject({
-      kind: "transient",
-      reason: "server_error",
-      status,
-      mayHaveRotated,
+});
+
+describe("a wrong CAL_API_URL, a proxy or our credentials never pass for a dead grant", () => {
+  const route404 = (path: string): string => calError("NotFoundException", `Cannot POST ${path}`);
+  const answers: [string, number, string][] = [
+    ["route-level 404 (base URL ends in /v2)", 404, route404("/v2/v2/oauth/c/refresh")],
+    ["HTML 404 from a proxy", 404, NGINX_404],
+    ["empty 404", 404, ""],
+    ["JSON 404 without an envelope", 404, json({ message: "Not Found" })],
+    ["HTML 400 from a WAF", 400, HTML],
+    ["empty 400", 400, ""],
+    ["400 validation error", 400, calError("BadRequestException", "Bad Request Exception")],
+    ["401 unknown client", 401, calError("UnauthorizedException", "ApiAuthStrategy - oAuth client - Client with ID c not found")],
+    ["401 wrong secret", 401, calError("UnauthorizedException", "ApiAuthStrategy - oAuth client - Invalid client secret")],
+    ["403 client of another organisation", 403, calError("ForbiddenException", "Forbidden resource")],
+    ["401 invalid_client", 401, rfc("invalid_client", "invalid_client_credentials")],
+    ["legacy 401", 401, json({ message: "Unauthorized" })],
+  ];
+  describe.each(ENDPOINTS)("%s", (endpoint) => {
+    it.each(answers)("%s → config_error", (_name, status, body) => {
+      expect(classify(endpoint, status, body)).toMatchObject({ kind: "config_error", status });
     });
   });
-  it("HTML 502 page is transient (not malformed) with the status", () => {
-    const r = expectKind(classifyManaged(502, { "content-type": "text/html" }, HTML), "transient");
-    expect(r).toMatchObject({ reason: "server_error", status: 502, mayHaveRotated: true, message: "Cal.com 502" });
+  it("the message says what to check", () => {
+    const hint = (status: number, body: string): string => {
+      const r = classify("managed.refresh", status, body);
+      return r.kind === "config_error" ? r.message : "";
+    };
+    expect(hint(404, route404("/v2/v2/oauth/c/refresh"))).toBe(
+      "Cal.com 404: NotFoundException: Cannot POST /v2/v2/oauth/c/refresh (route not found: check CAL_API_URL (the base URL, without /v2))",
+    );
+    expect(hint(404, NGINX_404)).toContain("not an answer from Cal.com's API: check CAL_API_URL");
+    expect(hint(401, calError("UnauthorizedException", "ApiAuthStrategy - oAuth client - Invalid client secret"))).toContain(
+      "client credentials refused",
+    );
   });
-  it("408 → transient timeout that did not reach the handler", () => {
-    expect(classifyManaged(408, {}, "")).toMatchObject({ kind: "transient", reason: "timeout", mayHaveRotated: false });
+});
+
+describe("status table: every row", () => {
+  const cases: Record<string, [number, Record<string, unknown>][]> = {
+    rate_limited: [[429, { kind: "rate_limited", status: 429 }]],
+    server_error: [
+      [500, { kind: "transient", reason: "server_error", mayHaveRotated: false }],
+      [501, { kind: "transient", reason: "server_error", mayHaveRotated: false }],
+      [503, { kind: "transient", reason: "server_error", mayHaveRotated: false }],
+      [522, { kind: "transient", reason: "server_error", mayHaveRotated: false }],
+      [502, { kind: "transient", reason: "server_error", mayHaveRotated: true }],
+      [504, { kind: "transient", reason: "server_error", mayHaveRotated: true }],
+      [520, { kind: "transient", reason: "server_error", mayHaveRotated: true }],
+      [524, { kind: "transient", reason: "server_error", mayHaveRotated: true }],
+    ],
+    request_timeout: [[408, { kind: "transient", reason: "timeout", mayHaveRotated: false }]],
+    not_a_rejection: [[400, { kind: "config_error" }]],
+    client_refused: [[401, { kind: "config_error" }]],
+    client_forbidden: [[403, { kind: "config_error" }]],
+    not_found: [[404, { kind: "config_error" }]],
+    unexpected_status: [301, 302, 307, 402, 405, 409, 410, 413, 415, 422, 498].map((s) => [
+      s,
+      { kind: "malformed", mayHaveRotated: false },
+    ]),
+  };
+  it("has a test case for every rule", () => {
+    expect(Object.keys(cases).sort()).toEqual([...STATUS_RULES, UNEXPECTED_STATUS].map((r) => r.id).sort());
   });
-  it.each([301, 302, 405, 409, 415, 422, 498])("%i → malformed, not rotated", (status) => {
-    expect(classifyManaged(status, {}, "")).toMatchObject({ kind: "malformed", status, mayHaveRotated: false });
+  describe.each(Object.entries(cases))("%s", (id, rows) => {
+    it.each(rows)("%i → %o on every endpoint", (status, expected) => {
+      expect(statusRule(status).id).toBe(id);
+      for (const endpoint of ENDPOINTS) {
+        expect(classify(endpoint, status, calError("SomeException", "boom"))).toMatchObject({ ...expected, status });
+        expect(classify(endpoint, status, HTML)).toMatchObject({ ...expected, status });
+      }
+    });
+  });
+  it("an HTML 502 page is transient with the status only", () => {
+    expect(classify("managed.refresh", 502, HTML)).toMatchObject({ kind: "transient", status: 502, message: "Cal.com 502" });
   });
   it("long messages are truncated", () => {
-    const r = expectKind(classifyManaged(400, {}, calError("X", "y".repeat(5000))), "rejected");
-    expect(r.message.length).toBeLessThanOrEqual(301);
+    const r = classify("managed.refresh", 400, calError("X", `Invalid refresh token ${"y".repeat(5000)}`));
+    expect(r.kind === "rejected" && r.message.length).toBeLessThanOrEqual(301);
   });
 });
 
 describe("429 / rateLimitResetMs", () => {
   const body = calError("ThrottlerException", "CustomThrottlerGuard - Too many requests. Please try again later.");
-  it("uses X-RateLimit-Reset-Default as relative seconds", () => {
-    expect(classifyManaged(429, { "x-ratelimit-reset-default": "60" }, body)).toEqual({
+  it.each(ENDPOINTS)("%s: X-RateLimit-Reset-Default is relative seconds", (endpoint) => {
+    expect(classify(endpoint, 429, body, { "x-ratelimit-reset-default": "60" })).toEqual({
       kind: "rate_limited",
       status: 429,
       resetMs: 60_000,
@@ -137,7 +209,7 @@ describe("429 / rateLimitResetMs", () => {
     ["negative", { "x-ratelimit-reset-default": "-5" }],
     ["empty", { "x-ratelimit-reset-default": "" }],
   ])("%s header → the 60 s default", (_n, headers) => {
-    expect(classifyManaged(429, headers, body)).toMatchObject({ kind: "rate_limited", resetMs: DEFAULT_RATE_LIMIT_RESET_MS });
+    expect(classify("managed.refresh", 429, body, headers)).toMatchObject({ kind: "rate_limited", resetMs: DEFAULT_RATE_LIMIT_RESET_MS });
   });
   it("never below 1 s, never above 1 h", () => {
     expect(rateLimitResetMs({ "x-ratelimit-reset-default": "0" }, NOW)).toBe(DEFAULT_RATE_LIMIT_RESET_MS);
@@ -149,65 +221,5 @@ describe("429 / rateLimitResetMs", () => {
   });
   it("without Default, the longest named limit wins", () => {
     expect(rateLimitResetMs({ "x-ratelimit-reset-short": "5", "x-ratelimit-reset-long": "40" }, NOW)).toBe(40_000);
-  });
-  it("also for the oauth2 endpoint", () => {
-    expect(classifyOAuth2(429, { "x-ratelimit-reset-default": "61" }, body, NOW)).toMatchObject({ kind: "rate_limited", resetMs: 61_000 });
-  });
-});
-
-describe("classifyOAuth2", () => {
-  const rfc = { access_token: "oat-1", refresh_token: "ort-1", expires_in: 1800, token_type: "bearer" };
-  it("raw RFC body → refreshed, expiry = now + expires_in, refresh expiry null", () => {
-    const r = expectKind(classifyOAuth2(200, {}, json(rfc), NOW), "refreshed");
-    expect(r.pair).toEqual({
-      accessToken: "oat-1",
-      refreshToken: "ort-1",
-      accessTokenExpiresAt: new Date(NOW + 1_800_000),
-      refreshTokenExpiresAt: null,
-    });
-  });
-  it("older wrapped body → refreshed", () => {
-    const r = expectKind(classifyOAuth2(200, {}, json({ status: "success", data: rfc }), NOW), "refreshed");
-    expect(r.pair.refreshToken).toBe("ort-1");
-    expect(r.pair.accessTokenExpiresAt.getTime()).toBe(NOW + 1_800_000);
-  });
-  it("missing expires_in falls back to Cal.com's documented 1800 s", () => {
-    const { expires_in: _e, ...noExp } = rfc;
-    expect(expectKind(classifyOAuth2(200, {}, json(noExp), NOW), "refreshed").pair.accessTokenExpiresAt.getTime()).toBe(NOW + 1_800_000);
-  });
-  it("missing refresh_token → malformed, mayHaveRotated (never keep the old one silently)", () => {
-    const { refresh_token: _r, ...noRt } = rfc;
-    const r = expectKind(classifyOAuth2(200, {}, json(noRt), NOW), "malformed");
-    expect(r).toMatchObject({ status: 200, mayHaveRotated: true });
-    expect(r.message).toContain("refresh_token");
-    expect(r.message).not.toContain("oat-1");
-  });
-  it.each([
-    ["managed-shaped body", managedOk(fullData)],
-    ["string expires_in", json({ ...rfc, expires_in: "1800" })],
-    ["negative expires_in", json({ ...rfc, expires_in: -1 })],
-    ["HTML", HTML],
-  ])("%s → malformed", (_n, body) => {
-    expect(classifyOAuth2(200, {}, body, NOW)).toMatchObject({ kind: "malformed", mayHaveRotated: true });
-  });
-  it("400 invalid_grant → rejected with the RFC error and description", () => {
-    const r = classifyOAuth2(400, {}, json({ error: "invalid_grant", error_description: "refresh_token_revoked" }), NOW);
-    expect(r).toEqual({
-      kind: "rejected",
-      status: 400,
-      code: "invalid_grant",
-      message: "Cal.com 400: invalid_grant: refresh_token_revoked",
-    });
-  });
-  it("401 invalid_grant (non-standard) is still the grant's fault → rejected", () => {
-    expect(classifyOAuth2(401, {}, json({ error: "invalid_grant" }), NOW)).toMatchObject({ kind: "rejected", code: "invalid_grant" });
-  });
-  it("401 invalid_client → config_error; 400 invalid_client too (RFC allows it)", () => {
-    const body = json({ error: "invalid_client", error_description: "invalid_client_credentials" });
-    expect(classifyOAuth2(401, {}, body, NOW)).toMatchObject({ kind: "config_error", status: 401 });
-    expect(classifyOAuth2(400, {}, body, NOW)).toMatchObject({ kind: "config_error", status: 400 });
-  });
-  it("legacy {message} body is read", () => {
-    expect(classifyOAuth2(401, {}, json({ message: "Unauthorized" }), NOW)).toMatchObject({ message: "Cal.com 401: Unauthorized" });
   });
 });

@@ -20,6 +20,9 @@ function memoryStore(initial: AlertState = "NONE") {
       events.push({ id: e.id, userUlid: USER, type: e.type, payload: e.payload, createdAt: e.now, relayedAt: null });
       return true;
     },
+    async insertFleetEvent(e) {
+      events.push({ id: e.id, userUlid: null, type: e.type, payload: e.payload, createdAt: e.now, relayedAt: null });
+    },
     get: async (id) => events.find((e) => e.id === id) ?? null,
     unrelayed: async () => events,
     markRelayed: async () => 0,

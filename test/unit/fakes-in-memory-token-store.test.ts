@@ -88,10 +88,26 @@ describe("in-memory token store: test hooks", () => {
     const store = createInMemoryTokenStore({ undecryptable: [ID.toLowerCase()] });
     store.seed({ userUlid: ID });
     await expect(store.get(ID)).rejects.toThrow(TokenDecryptError);
-    await expect(store.acquireLease(ID, "w", at(30), T0)).rejects.toThrow(TokenDecryptError);
+    await expect(store.acquireLease(ID, "w", 30)).rejects.toThrow(TokenDecryptError);
     expect(store.peek(ID)?.leaseOwner).toBeNull();
     store.setUndecryptable(ID, false);
     expect((await store.get(ID))?.userUlid).toBe(ID);
+  });
+
+  it("opts.clock is the database's clock for leases: forMs from it, live up to and including leaseUntil, lapsed just after", async () => {
+    let dbNow = T0.getTime();
+    const store = createInMemoryTokenStore({ clock: () => new Date(dbNow) });
+    store.seed({ userUlid: ID });
+    const a = await store.acquireLease(ID, "proc-a:1", 30_000);
+    expect(a.kind === "acquired" && a.token.leaseUntil).toEqual(at(30));
+    // The exact boundary (lease_until < now) cannot be hit against Postgres's running clock; here it can.
+    dbNow = at(30).getTime();
+    expect((await store.acquireLease(ID, "proc-b:1", 1_000)).kind).toBe("held");
+    dbNow += 1;
+    expect(await store.acquireLease(ID, "proc-b:1", 1_000)).toMatchObject({
+      kind: "acquired",
+      token: { leaseOwner: "proc-b:1", leaseUntil: new Date(dbNow + 1_000) },
+    });
   });
 
   it("refuses an id that is not a 26-character ULID on write", async () => {

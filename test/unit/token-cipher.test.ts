@@ -1,152 +1,175 @@
-import { randomBytes } from "node:crypto";
-import { ConfigError, ERROR_CODES, TokenDecryptError } from "../../src/core/errors.js";
-import { createTokenCipher } from "../../src/store/token-cipher.js";
+import { createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { AppError, ConfigError, TokenDecryptError } from "../../src/core/errors.js";
+import { createTokenCipher, type EnvelopeField } from "../../src/store/token-cipher.js";
+import { expectDecryptError, flipBit, key, mutate, one, SECRET, USER, OTHER } from "./token-cipher-helpers.js";
 
-const USER = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
-const OTHER = "01BX5ZZKBKACTAV9WEVGEMMVRZ";
-const SECRET = "cal_at_4f1c2b9e8d7a6b5c4d3e2f1a0b9c8d7e";
-
-const key = () => randomBytes(32);
-
-/** Replaces one envelope segment (1 = key id, 2 = iv, 3 = ciphertext, 4 = tag) with `f(segment)`. */
-function mutate(envelope: string, index: number, f: (s: string) => string): string {
-  const parts = envelope.split(".");
-  parts[index] = f(parts[index]!);
-  return parts.join(".");
-}
-
-/** Flips the low bit of the first byte of a base64url segment. */
-const flipBit = (seg: string): string => {
-  const buf = Buffer.from(seg, "base64url");
-  buf[0] = buf[0]! ^ 1;
-  return buf.toString("base64url");
-};
-
-/** Asserts a TokenDecryptError whose message names neither plaintext nor any ciphertext segment. */
-function expectDecryptError(fn: () => unknown, envelope: string, reason: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught).toBeInstanceOf(TokenDecryptError);
-  const err = caught as TokenDecryptError;
-  expect(err.code).toBe(ERROR_CODES.decryptFailed);
-  expect(err.retryable).toBe(false);
-  expect(err.message).toMatch(reason);
-  expect(err.message).not.toContain(SECRET);
-  if (envelope.length >= 8) expect(err.message).not.toContain(envelope);
-  for (const seg of envelope.split(".").slice(2)) if (seg.length >= 8) expect(err.message).not.toContain(seg);
-  expect(err.cause).toBeUndefined();
-}
-
-describe("createTokenCipher", () => {
+describe("envelope v2", () => {
   it("round-trips and never puts the plaintext in the envelope", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = cipher.encrypt(SECRET, USER);
-    expect(env).toMatch(/^v1\.k1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
+    const cipher = one();
+    const env = cipher.encrypt(SECRET, USER, "access_token");
+    // v2.<kid>.<salt 16 B>.<iv 12 B>.<ct>.<tag 16 B>, base64url without padding
+    expect(env).toMatch(/^v2\.k1\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$/);
     expect(env).not.toContain(SECRET);
     expect(env).not.toContain(Buffer.from(SECRET).toString("base64url"));
-    expect(cipher.decrypt(env, USER)).toBe(SECRET);
+    expect(cipher.decrypt(env, USER, "access_token")).toBe(SECRET);
     expect(cipher.keyIdOf(env)).toBe("k1");
     expect(cipher.activeKeyId).toBe("k1");
+    expect(cipher.currentPrefix).toBe("v2.k1.");
+    expect(env.startsWith(cipher.currentPrefix)).toBe(true);
   });
 
-  it("uses a fresh IV per encryption", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const a = cipher.encrypt(SECRET, USER);
-    const b = cipher.encrypt(SECRET, USER);
-    expect(a).not.toBe(b);
-    expect(a.split(".")[2]).not.toBe(b.split(".")[2]);
+  it("is the documented construction: HKDF-SHA256 subkey per salt, AES-256-GCM, AAD = [version, key id, field, ULID]", () => {
+    const master = key();
+    const env = createTokenCipher([{ id: "k1", key: master }]).encrypt(SECRET, USER.toLowerCase(), "refresh_token");
+    const [, kid, salt, iv, ct, tag] = env.split(".").map((s, i) => (i < 2 ? s : Buffer.from(s, "base64url"))) as [
+      string,
+      string,
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+    ];
+    const sub = Buffer.from(hkdfSync("sha256", master, salt, Buffer.from("cal-token-worker/token-envelope/v2"), 32));
+    const d = createDecipheriv("aes-256-gcm", sub, iv, { authTagLength: 16 });
+    d.setAAD(Buffer.from(JSON.stringify(["v2", kid, "refresh_token", USER])));
+    d.setAuthTag(tag);
+    expect(Buffer.concat([d.update(ct), d.final()]).toString("utf8")).toBe(SECRET);
+  });
+
+  it("draws a fresh salt and IV for every envelope", () => {
+    const cipher = one();
+    const a = cipher.encrypt(SECRET, USER, "access_token").split(".");
+    const b = cipher.encrypt(SECRET, USER, "access_token").split(".");
+    expect(a[2]).not.toBe(b[2]); // salt
+    expect(a[3]).not.toBe(b[3]); // iv
+    expect(a[4]).not.toBe(b[4]); // so the ciphertext differs too
   });
 
   it("binds the upper-case ULID, so case does not matter but the user does", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = cipher.encrypt(SECRET, USER.toLowerCase());
-    expect(cipher.decrypt(env, USER)).toBe(SECRET);
-    expectDecryptError(() => cipher.decrypt(env, OTHER), env, /authentication failed.*"k1"/);
+    const cipher = one();
+    const env = cipher.encrypt(SECRET, USER.toLowerCase(), "access_token");
+    expect(cipher.decrypt(env, USER, "access_token")).toBe(SECRET);
+    expectDecryptError(() => cipher.decrypt(env, OTHER, "access_token"), env, /authentication failed.*"k1"/);
+  });
+
+  it("binds the field: a row's access and refresh envelopes cannot be swapped, and neither passes as a held pair", () => {
+    const cipher = one();
+    const access = cipher.encrypt(SECRET, USER, "access_token");
+    const refresh = cipher.encrypt("cal_rt_x", USER, "refresh_token");
+    expectDecryptError(() => cipher.decrypt(access, USER, "refresh_token"), access, /authentication failed/);
+    expectDecryptError(() => cipher.decrypt(refresh, USER, "access_token"), refresh, /authentication failed/);
+    for (const env of [access, refresh]) expectDecryptError(() => cipher.decrypt(env, USER, "held_pair"), env, /authentication failed/);
+    const held = cipher.encrypt(SECRET, USER, "held_pair");
+    expectDecryptError(() => cipher.decrypt(held, USER, "access_token"), held, /authentication failed/);
+  });
+
+  it("binds the key id: relabelling an envelope with another configured id fails even when both ids share the key", () => {
+    const shared = key();
+    const cipher = createTokenCipher([
+      { id: "a", key: shared },
+      { id: "b", key: shared },
+    ]);
+    const env = mutate(cipher.encrypt(SECRET, USER, "access_token"), 1, () => "b");
+    expectDecryptError(() => cipher.decrypt(env, USER, "access_token"), env, /authentication failed \(.*\) \(key id "b"\)/);
   });
 
   it.each([
-    ["iv", 2],
-    ["ciphertext", 3],
-    ["tag", 4],
+    ["salt", 2],
+    ["iv", 3],
+    ["ciphertext", 4],
+    ["tag", 5],
   ])("rejects a tampered %s", (_name, index) => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = mutate(cipher.encrypt(SECRET, USER), index, flipBit);
-    expectDecryptError(() => cipher.decrypt(env, USER), env, /authentication failed \(.*\) \(key id "k1"\)/);
+    const cipher = one();
+    const env = mutate(cipher.encrypt(SECRET, USER, "access_token"), index, flipBit);
+    expectDecryptError(() => cipher.decrypt(env, USER, "access_token"), env, /authentication failed \(.*\) \(key id "k1"\)/);
   });
 
-  it("rejects truncated iv and tag by length before trying to decrypt", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = cipher.encrypt(SECRET, USER);
-    const shortIv = mutate(env, 2, (s) => s.slice(0, 8));
-    const shortTag = mutate(env, 4, (s) => s.slice(0, 8));
-    expectDecryptError(() => cipher.decrypt(shortIv, USER), shortIv, /iv must be 12 bytes/);
-    expectDecryptError(() => cipher.decrypt(shortTag, USER), shortTag, /auth tag must be 16 bytes/);
+  it("rejects a version relabelled to v1 as not an envelope", () => {
+    const cipher = one();
+    const env = mutate(cipher.encrypt(SECRET, USER, "access_token"), 0, () => "v1");
+    expectDecryptError(() => cipher.decrypt(env, USER, "access_token"), env, /^token decrypt failed: not an envelope$/);
   });
 
-  it("rejects an unknown key id and names it", () => {
-    const a = createTokenCipher([{ id: "old", key: key() }]);
-    const b = createTokenCipher([{ id: "new", key: key() }]);
-    const env = a.encrypt(SECRET, USER);
-    expectDecryptError(() => b.decrypt(env, USER), env, /unknown key id \(key id "old"\)/);
+  it("rejects truncated salt, iv and tag by length before trying to decrypt", () => {
+    const cipher = one();
+    const env = cipher.encrypt(SECRET, USER, "access_token");
+    const cases: [number, RegExp][] = [
+      [2, /salt must be 16 bytes/],
+      [3, /iv must be 12 bytes/],
+      [5, /auth tag must be 16 bytes/],
+    ];
+    for (const [index, reason] of cases) {
+      const bad = mutate(env, index, (s) => s.slice(0, 8));
+      expectDecryptError(() => cipher.decrypt(bad, USER, "access_token"), bad, reason);
+    }
   });
 
-  it("rejects a known key id with the wrong key material", () => {
-    const a = createTokenCipher([{ id: "k1", key: key() }]);
-    const b = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = a.encrypt(SECRET, USER);
-    expectDecryptError(() => b.decrypt(env, USER), env, /authentication failed/);
+  it("rejects an unknown key id and names it, and a known id with the wrong key material", () => {
+    const env = createTokenCipher([{ id: "old", key: key() }]).encrypt(SECRET, USER, "access_token");
+    expectDecryptError(
+      () => createTokenCipher([{ id: "new", key: key() }]).decrypt(env, USER, "access_token"),
+      env,
+      /unknown key id \(key id "old"\)/,
+    );
+    expectDecryptError(
+      () => createTokenCipher([{ id: "old", key: key() }]).decrypt(env, USER, "access_token"),
+      env,
+      /authentication failed/,
+    );
   });
 
   it.each([
     ["plaintext stored by mistake", SECRET],
     ["a JWT-like token", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlc2lnbmF0dXJl"],
-    ["wrong version", "v2.k1.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA"],
-    ["too few segments", "v1.k1.AAAAAAAAAAAAAAAA.AAAA"],
+    ["an unknown version", "v3.k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA"],
+    ["v2 with too few segments", "v2.k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAA"],
+    ["v1 with too few segments", "v1.k1.AAAAAAAAAAAAAAAA.AAAA"],
+    ["a bad key id", "v2.k 1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA"],
     ["empty", ""],
   ])("rejects %s without echoing it", (_name, env) => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    expectDecryptError(() => cipher.decrypt(env, USER), env, /^token decrypt failed: not a v1 envelope$/);
+    expectDecryptError(() => one().decrypt(env, USER, "access_token"), env, /^token decrypt failed: not an envelope$/);
   });
 
   it("rejects non-base64url segments", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    const env = mutate(cipher.encrypt(SECRET, USER), 3, (s) => `${s}!`);
-    expectDecryptError(() => cipher.decrypt(env, USER), env, /malformed envelope encoding/);
+    const cipher = one();
+    const env = mutate(cipher.encrypt(SECRET, USER, "access_token"), 4, (s) => `${s}!`);
+    expectDecryptError(() => cipher.decrypt(env, USER, "access_token"), env, /malformed envelope encoding/);
   });
 
-  it("rotation: [new, old] decrypts envelopes made by [old] and encrypts with new", () => {
+  it("refuses a field it does not know (a programming error, never an unbound envelope)", () => {
+    const cipher = one();
+    expect(() => cipher.encrypt(SECRET, USER, "token" as EnvelopeField)).toThrow(AppError);
+    expect(() => cipher.decrypt(cipher.encrypt(SECRET, USER, "access_token"), USER, "token" as EnvelopeField)).toThrow(
+      /unknown envelope field/,
+    );
+  });
+});
+
+describe("keys", () => {
+  it("rotation: [new, old] decrypts what [old] wrote and encrypts with new; retiring old makes old envelopes fail loudly", () => {
     const oldKey = { id: "k2024", key: key() };
     const newKey = { id: "k2025", key: key() };
-    const before = createTokenCipher([oldKey]);
+    const legacy = createTokenCipher([oldKey]).encrypt(SECRET, USER, "access_token");
     const during = createTokenCipher([newKey, oldKey]);
-    const legacy = before.encrypt(SECRET, USER);
-    expect(during.decrypt(legacy, USER)).toBe(SECRET);
+    expect(during.decrypt(legacy, USER, "access_token")).toBe(SECRET);
     expect(during.keyIdOf(legacy)).toBe("k2024");
-    const fresh = during.encrypt(SECRET, USER);
-    expect(during.activeKeyId).toBe("k2025");
+    const fresh = during.encrypt(SECRET, USER, "access_token");
     expect(during.keyIdOf(fresh)).toBe("k2025");
-    expect(during.decrypt(fresh, USER)).toBe(SECRET);
-    // Once the old key is retired, old envelopes must fail loudly rather than decrypt to garbage.
-    const after = createTokenCipher([newKey]);
-    expect(() => after.decrypt(legacy, USER)).toThrow(TokenDecryptError);
+    expect(during.decrypt(fresh, USER, "access_token")).toBe(SECRET);
+    expect(() => createTokenCipher([newKey]).decrypt(legacy, USER, "access_token")).toThrow(TokenDecryptError);
   });
 
-  it("keyIdOf returns null for anything that is not a v1 envelope", () => {
-    const cipher = createTokenCipher([{ id: "k1", key: key() }]);
-    expect(cipher.keyIdOf(SECRET)).toBeNull();
-    expect(cipher.keyIdOf("v1.bad id.a.b.c")).toBeNull();
+  it("keyIdOf returns null for anything that is not an envelope", () => {
+    expect(one().keyIdOf(SECRET)).toBeNull();
+    expect(one().keyIdOf("v1.bad id.a.b.c")).toBeNull();
   });
 
   it("copies keys so later changes to the caller's buffer do not affect it", () => {
     const k = key();
     const cipher = createTokenCipher([{ id: "k1", key: k }]);
-    const env = cipher.encrypt(SECRET, USER);
+    const env = cipher.encrypt(SECRET, USER, "held_pair");
     k.fill(0);
-    expect(cipher.decrypt(env, USER)).toBe(SECRET);
+    expect(cipher.decrypt(env, USER, "held_pair")).toBe(SECRET);
   });
 
   it.each([
@@ -162,8 +185,9 @@ describe("createTokenCipher", () => {
       ],
       /appears twice/,
     ],
-  ])("refuses %s", (_name, keys, message) => {
+  ])("refuses %s without echoing key material", (_name, keys, message) => {
     expect(() => createTokenCipher(keys)).toThrow(ConfigError);
     expect(() => createTokenCipher(keys)).toThrow(message);
+    for (const k of keys) expect(() => createTokenCipher(keys)).not.toThrow(k.key.toString("base64"));
   });
 });

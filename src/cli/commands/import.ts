@@ -19,10 +19,21 @@ export function registerImport(program: Command, deps: CliDeps, done: (code: num
       "--overwrite",
       "replace tokens already stored for a user (default: keep them; re-running a file must not roll rotated tokens back)",
     )
-    .action(async (file: string, opts: { overwrite?: boolean }) => done(await runImport(deps, file, opts.overwrite === true)));
+    .option(
+      "--allow-missing-cal-user-id",
+      "import managed users without calUserId (default: refuse them; without it a lost refresh token cannot be force-refreshed)",
+    )
+    .action(async (file: string, opts: { overwrite?: boolean; allowMissingCalUserId?: boolean }) =>
+      done(await runImport(deps, file, { overwrite: opts.overwrite === true, allowMissingCalUserId: opts.allowMissingCalUserId === true })),
+    );
 }
 
-async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promise<number> {
+interface ImportFlags {
+  overwrite: boolean;
+  allowMissingCalUserId: boolean;
+}
+
+async function runImport(deps: CliDeps, file: string, flags: ImportFlags): Promise<number> {
   const { io } = deps;
   let handle: FileHandle | null = null;
   if (file !== "-") {
@@ -44,16 +55,19 @@ async function runImport(deps: CliDeps, file: string, overwrite: boolean): Promi
           lineNo += 1;
           const text = lineNo === 1 ? raw.replace(/^\uFEFF/, "") : raw;
           if (text.trim() === "") continue;
-          const parsed = parseImportLine(text);
+          const parsed = parseImportLine(text, { allowMissingCalUserId: flags.allowMissingCalUserId });
           if (!parsed.ok) {
             tally.invalid += 1;
             errLine(io, `line ${lineNo}: invalid: ${parsed.problem}`);
             continue;
           }
           try {
-            await client.saveCalTokens(parsed.input, { ifAbsent: !overwrite });
+            await client.saveCalTokens(parsed.input, { ifAbsent: !flags.overwrite });
             tally.imported += 1;
-            line(io, `line ${lineNo}: imported ${parsed.userUlid}`);
+            line(
+              io,
+              `line ${lineNo}: imported ${parsed.userUlid}${parsed.missingCalUserId ? " (no calUserId: cannot be force-refreshed)" : ""}`,
+            );
           } catch (err) {
             if (isAppError(err) && err.code === ERROR_CODES.exists) {
               tally.kept += 1;

@@ -4,8 +4,8 @@
  */
 import type { Body, Ctx } from "./http-io.js";
 import { sendJson } from "./http-io.js";
-import { isFault } from "./faults.js";
-import type { FakeCalcom, SeedOptions } from "./types.js";
+import { isFault, stormError } from "./faults.js";
+import type { FakeCalcom, SeedOptions, StormOptions } from "./types.js";
 
 function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
   const opts: SeedOptions = {};
@@ -16,18 +16,23 @@ function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
   return opts;
 }
 
-/** Applies `{clear?, latencyMs?, next?: {fault, times?}, always?}` in that order; returns an error text or null. */
+/**
+ * Applies `{clear?, latencyMs?, next?: {fault, times?}, always?, storm?}` in that order (`storm` is
+ * `{durationMs, status?, commitFraction?}` or null); returns an error text or null.
+ */
 function applyFaults(fake: FakeCalcom, body: Record<string, unknown> | undefined): string | null {
   const next = body?.next as { fault?: unknown; times?: unknown } | undefined;
-  const always = body?.always;
-  const latency = body?.latencyMs;
+  const { always, storm, latencyMs: latency } = body ?? {};
   if (next !== undefined && !isFault(next?.fault)) return "next.fault is not a known fault";
   if (always !== undefined && always !== null && !isFault(always)) return "always is not a known fault";
   if (latency !== undefined && typeof latency !== "number") return "latencyMs must be a number";
+  const badStorm = storm === undefined || storm === null ? null : stormError(storm);
+  if (badStorm) return badStorm;
   if (body?.clear === true) fake.faults.clear();
   if (typeof latency === "number") fake.faults.latencyMs = latency;
   if (next && isFault(next.fault)) fake.faults.next(next.fault, typeof next.times === "number" ? next.times : 1);
   if (always === null || isFault(always)) fake.faults.always(always);
+  if (storm !== undefined) fake.faults.storm(storm as StormOptions | null);
   return null;
 }
 

@@ -38,13 +38,14 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 
 /**
  * Tracker priority: bearer token, then x-cal-client-id, then IP. So a refresh sending only x-cal-secret-key
- * lands in the 120/min IP bucket (the design doc's inference from the guard's tracker order).
+ * lands in the 120/min IP bucket. The guard gives the client limit only to a platform OAuth client it
+ * finds; any other x-cal-client-id (an OAuth2 app's id) gets its own bucket with the default (IP) limit.
  */
-export function trackerFor(headers: IncomingHttpHeaders, ip: string): Tracker {
+export function trackerFor(headers: IncomingHttpHeaders, ip: string, isPlatformClient: (id: string) => boolean = () => true): Tracker {
   const bearer = header(headers, "authorization")?.replace("Bearer ", "");
   if (bearer) return { key: `access_token_${sha256(bearer)}`, limit: LIMIT_ACCESS_TOKEN };
   const clientId = header(headers, "x-cal-client-id");
-  if (clientId) return { key: `oauth_client_${sha256(clientId)}`, limit: LIMIT_OAUTH_CLIENT };
+  if (clientId) return { key: `oauth_client_${sha256(clientId)}`, limit: isPlatformClient(clientId) ? LIMIT_OAUTH_CLIENT : LIMIT_IP };
   return { key: `ip_${header(headers, "cf-connecting-ip") ?? ip}`, limit: LIMIT_IP };
 }
 

@@ -72,6 +72,7 @@ export function emptyStats(): FakeStats {
     status498: 0,
     status401: 0,
     status429: 0,
+    routeNotFound: 0,
   };
 }
 

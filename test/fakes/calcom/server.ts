@@ -53,7 +53,7 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
     enforceRefreshTokenExpiry: opts.enforceRefreshTokenExpiry ?? false,
     onIssue: tokensFile ? (token) => appendFileSync(tokensFile, `${token}\n`) : () => {},
   });
-  const faults = new FaultController();
+  const faults = new FaultController(now);
   const limiter = opts.rateLimit === false ? null : new RateLimiter(now, opts.rateLimit);
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
@@ -92,7 +92,12 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
         break;
       }
     }
-    if (!route) return nestError(ctx, 404, "NotFoundException", `Cannot ${method} ${path}`);
+    if (!route) {
+      // Nest's router answers before any guard: no throttling, no auth. Its message quotes the
+      // original URL, query included (docs/calcom-api.md#unknown-routes).
+      state.stats.routeNotFound++;
+      return nestError(ctx, 404, "NotFoundException", `Cannot ${method} ${req.url ?? path}`);
+    }
 
     ctx.count = countStatus;
     state.stats.calls[route.key] = (state.stats.calls[route.key] ?? 0) + 1;
@@ -101,7 +106,8 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
       if (header(req.headers, "authorization")?.replace("Bearer ", "").startsWith("cal_")) {
         return nestError(ctx, 401, "UnauthorizedException", "CustomThrottlerGuard - Invalid API Key");
       }
-      const decision = limiter.hit(trackerFor(req.headers, req.socket.remoteAddress ?? "unknown"));
+      const isPlatformClient = (id: string): boolean => state.clientSecret("managed", id) !== undefined;
+      const decision = limiter.hit(trackerFor(req.headers, req.socket.remoteAddress ?? "unknown", isPlatformClient));
       ctx.extraHeaders = decision.headers;
       ctx.rateLimit = decision.limit;
       if (!decision.allowed) return nestError(ctx, 429, "ThrottlerException", TOO_MANY_REQUESTS);

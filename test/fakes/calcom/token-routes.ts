@@ -9,9 +9,9 @@ import type { FaultController } from "./faults.js";
 import type { Body, Ctx } from "./http-io.js";
 import { nestError, oauthError, sendJson, sendText } from "./http-io.js";
 import { rateHeaders } from "./rate-limiter.js";
-import type { ManagedPair } from "./rows.js";
 import type { CalcomState } from "./state.js";
-import type { Fault } from "./types.js";
+import { isBodyFault, managedSuccess, oauth2Success, type Success } from "./token-bodies.js";
+import type { Fault, StormStatus } from "./types.js";
 
 export interface TokenDeps {
   state: CalcomState;
@@ -22,36 +22,37 @@ export interface TokenDeps {
 }
 
 type Reply = (ctx: Ctx) => void;
-interface Success {
-  status: number;
-  body: unknown;
-  headers: Record<string, string>;
-  /** The same answer without the access token (wrongShape fault). */
-  wrongShape: unknown;
-}
 type Committed = { error: Reply } | { success: Success };
 type Prepared = { reply: Reply } | { commit: () => Committed };
 
 export const TOO_MANY_REQUESTS = "CustomThrottlerGuard - Too many requests. Please try again later.";
-const HTML_502 =
-  "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n";
+const gatewayPage = (status: string): string =>
+  `<html>\r\n<head><title>${status}</title></head>\r\n<body>\r\n<center><h1>${status}</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n`;
+const HTML_502 = gatewayPage("502 Bad Gateway");
+const HTML_504 = gatewayPage("504 Gateway Time-out");
 // Truncated on purpose and token-free, so a client that logs the raw body leaks nothing.
 const MALFORMED_JSON = '{"status":"success","data":{"accessToken';
 
 async function runTokenEndpoint(ctx: Ctx, deps: TokenDeps, prepare: () => Prepared): Promise<void> {
-  const fault = deps.faults.take();
+  const planned = deps.faults.take();
+  const fault = planned && "fault" in planned ? planned.fault : null;
+  const storm = planned && "storm" in planned ? planned.storm : null;
   const prepared = prepare();
   await deps.sleep(deps.faults.latencyMs);
+  if (storm && !storm.afterCommit) return answerStorm(ctx, storm.status);
   if (fault && isBeforeCommit(fault)) return answerFault(ctx, deps, fault);
   if ("reply" in prepared) return prepared.reply(ctx);
   const done = prepared.commit();
   if ("error" in done) return done.error(ctx);
-  const { success } = done;
+  if (storm) return answerStorm(ctx, 504); // committed, then the proxy gave up waiting
+  return answerSuccess(ctx, done.success, fault);
+}
+
+function answerSuccess(ctx: Ctx, success: Success, fault: Fault | null): void {
+  if (isBodyFault(fault)) return sendJson(ctx, 200, success.reshape(fault), success.headers);
   switch (fault) {
     case "malformedJson":
       return sendText(ctx, 200, "application/json; charset=utf-8", MALFORMED_JSON, success.headers);
-    case "wrongShape":
-      return sendJson(ctx, 200, success.wrongShape, success.headers);
     case "dropAfterCommit":
       ctx.req.socket.destroy();
       return;
@@ -62,16 +63,22 @@ async function runTokenEndpoint(ctx: Ctx, deps: TokenDeps, prepare: () => Prepar
   }
 }
 
+/** Nest answers 500/503 with its envelope; 502/504 come from the edge proxy: HTML, no envelope, no rate headers. */
+function answerStorm(ctx: Ctx, status: StormStatus): void {
+  if (status === 500) return nestError(ctx, 500, "InternalServerErrorException", "Internal server error");
+  if (status === 503) return nestError(ctx, 503, "ServiceUnavailableException", "Service Unavailable");
+  ctx.extraHeaders = {};
+  return sendText(ctx, status, "text/html", status === 502 ? HTML_502 : HTML_504);
+}
+
 function answerFault(ctx: Ctx, deps: TokenDeps, fault: Fault): void {
   switch (fault) {
     case "status500":
-      return nestError(ctx, 500, "InternalServerErrorException", "Internal server error");
+      return answerStorm(ctx, 500);
     case "status503":
-      return nestError(ctx, 503, "ServiceUnavailableException", "Service Unavailable");
+      return answerStorm(ctx, 503);
     case "html502":
-      // Comes from the edge proxy, not from Nest: no envelope, no rate-limit headers.
-      ctx.extraHeaders = {};
-      return sendText(ctx, 502, "text/html", HTML_502);
+      return answerStorm(ctx, 502);
     case "rateLimit":
       ctx.extraHeaders = rateHeaders(ctx.rateLimit, 0, Math.ceil(deps.blockMs / 1000));
       return nestError(ctx, 429, "ThrottlerException", TOO_MANY_REQUESTS);
@@ -88,18 +95,6 @@ const oauthReply =
   (status: number, error: string, description: string): Reply =>
   (ctx) =>
     oauthError(ctx, status, error, description);
-
-function managedSuccess(pair: ManagedPair): Committed {
-  const { accessToken: _omitted, ...withoutAccessToken } = pair;
-  return {
-    success: {
-      status: 200,
-      body: { status: "success", data: pair },
-      headers: {},
-      wrongShape: { status: "success", data: withoutAccessToken },
-    },
-  };
-}
 
 const INVALID_BODY = nestReply(400, "BadRequestException", "Bad Request Exception");
 
@@ -118,7 +113,7 @@ export function managedRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, body
       commit: () => {
         const pair = deps.state.commitManagedRefresh(clientId, refreshToken);
         if (!pair) return { error: nestReply(404, "NOT_FOUND", "Invalid Query: The requested record was not found.") };
-        return managedSuccess(pair);
+        return { success: managedSuccess(pair, deps.state.now()) };
       },
     };
   });
@@ -142,7 +137,7 @@ export function forceRefresh(ctx: Ctx, deps: TokenDeps, clientId: string, userId
     return {
       commit: () => {
         const pair = deps.state.forceRefresh(clientId, userId);
-        return pair ? managedSuccess(pair) : { error: notMember };
+        return pair ? { success: managedSuccess(pair, deps.state.now()) } : { error: notMember };
       },
     };
   });
@@ -185,16 +180,7 @@ export function oauth2Token(ctx: Ctx, deps: TokenDeps, body: Body): Promise<void
     const { row } = found;
     return {
       commit: () => {
-        const pair = deps.state.commitOAuth2Refresh(row);
-        const body = {
-          access_token: pair.accessToken,
-          token_type: "bearer",
-          refresh_token: pair.refreshToken,
-          expires_in: pair.expiresIn,
-        };
-        const { access_token: _omitted, ...wrongShape } = body;
-        const headers = { "Cache-Control": "no-store", Pragma: "no-cache" };
-        return { success: { status: 200, body, headers, wrongShape } };
+        return { success: oauth2Success(deps.state.commitOAuth2Refresh(row)) };
       },
     };
   });

@@ -74,11 +74,52 @@ export interface FaultSwitches {
   latencyMs: number;
   /** The next `times` (default 1) token-endpoint calls get this fault. */
   next(fault: Fault, times?: number): void;
-  /** Persistent fault until cleared (null clears it). Queued `next` faults win over it. */
+  /** Persistent fault until cleared (null clears it). Queued `next` faults and a storm win over it. */
   always(fault: Fault | null): void;
-  /** Drops queued and persistent faults and resets latencyMs to 0. */
+  /** A 5xx outage on every token endpoint for a while (null ends it). Queued `next` faults win over it. */
+  storm(options: StormOptions | null): void;
+  /** Drops queued and persistent faults and any storm, and resets latencyMs to 0. */
   clear(): void;
 }
+
+export interface StormOptions {
+  /** How long the storm lasts, on the fake's clock. */
+  durationMs: number;
+  /** Answer of calls that do not commit: Nest's 500/503 envelope, or a proxy's 502/504 HTML page. Default 503. */
+  status?: StormStatus;
+  /**
+   * Share (0–1) of calls that commit the rotation and then answer a proxy's 504 page, as a gateway that
+   * gave up while Cal.com was committing. Spread evenly (0.5 = every second call), not random. Default 0.
+   */
+  commitFraction?: number;
+}
+
+export type StormStatus = 500 | 502 | 503 | 504;
+export const STORM_STATUSES: readonly StormStatus[] = [500, 502, 503, 504];
+
+/**
+ * The `expiry…` faults commit the rotation and answer 200 with the real new pair, but with the access
+ * token's expiry in another form: managed `accessTokenExpiresAt` as epoch seconds, an ISO string, a
+ * numeric string, left out, or absurd (a year ahead / an hour ago); OAuth2 `expires_at` in epoch
+ * seconds or ISO instead of `expires_in`, `expires_in` as a string, left out, or absurd (ten years /
+ * negative). `noRefreshToken` commits and leaves the new refresh token out of the answer.
+ */
+export type OddExpiryFault =
+  | "expiryEpochSeconds"
+  | "expiryIso"
+  | "expiryNumericString"
+  | "expiryMissing"
+  | "expiryAbsurdFuture"
+  | "expiryAbsurdPast";
+
+export const ODD_EXPIRY_FAULTS: readonly OddExpiryFault[] = [
+  "expiryEpochSeconds",
+  "expiryIso",
+  "expiryNumericString",
+  "expiryMissing",
+  "expiryAbsurdFuture",
+  "expiryAbsurdPast",
+];
 
 export type Fault =
   | "status500"
@@ -86,10 +127,12 @@ export type Fault =
   | "html502"
   | "malformedJson"
   | "wrongShape"
+  | "noRefreshToken"
   | "dropAfterCommit"
   | "hang"
   | "hangAfterCommit"
-  | "rateLimit";
+  | "rateLimit"
+  | OddExpiryFault;
 
 export const FAULTS: readonly Fault[] = [
   "status500",
@@ -97,10 +140,12 @@ export const FAULTS: readonly Fault[] = [
   "html502",
   "malformedJson",
   "wrongShape",
+  "noRefreshToken",
   "dropAfterCommit",
   "hang",
   "hangAfterCommit",
   "rateLimit",
+  ...ODD_EXPIRY_FAULTS,
 ];
 
 export type RouteKey = "managed.refresh" | "managed.forceRefresh" | "oauth2.token" | "me" | "calendars" | "managed.createUser";
@@ -115,4 +160,6 @@ export interface FakeStats {
   status498: number;
   status401: number;
   status429: number;
+  /** Answers for paths Cal.com does not route (404 `Cannot POST /v2/v2/…`); none of them is counted in `calls`. */
+  routeNotFound: number;
 }

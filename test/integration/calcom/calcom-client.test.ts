@@ -1,38 +1,13 @@
-import { createCalcomTokenApi, type HttpCalcomTokenApi, type CalcomTokenApiDeps } from "../../../src/calcom/index.js";
-import type { CalRefreshResult } from "../../../src/core/calcom-result.js";
-import { startFakeCalcom, type FakeCalcom, type Fault } from "../../fakes/calcom/index.js";
-import { recordForSecretScan, testLogger } from "../../support/log-sink.js";
+import type { HttpCalcomTokenApi, CalcomTokenApiDeps } from "../../../src/calcom/index.js";
+import type { FakeCalcom, Fault } from "../../fakes/calcom/index.js";
+import { NOW, makeClient as makeTestClient, run, startScannedFake, type TestClient } from "./support.js";
 
-const NOW = 1_750_000_000_000;
-const tokensFile = process.env.TEST_ISSUED_TOKENS_FILE;
-/** Lets the suite-wide leak scan know every token the fake issued. */
-const scanOpts = tokensFile ? { issuedTokensFile: tokensFile } : {};
 const clients: HttpCalcomTokenApi[] = [];
 
-function makeClient(
-  url: string,
-  over: Partial<CalcomTokenApiDeps> = {},
-): { client: HttpCalcomTokenApi; lines: () => Record<string, unknown>[] } {
-  const { logger, lines } = testLogger();
-  const client = createCalcomTokenApi({
-    baseUrl: url,
-    clientId: "fake-client",
-    clientSecret: "fake-secret",
-    oauth2: { clientId: "fake-oauth-client", clientSecret: "fake-oauth-secret" },
-    timeoutMs: 2_000,
-    logger,
-    now: () => NOW,
-    ...over,
-  });
-  clients.push(client);
-  return { client, lines };
-}
-
-/** Every non-refreshed result goes to the suite-wide leak scan (refreshed ones hold tokens legitimately). */
-async function run(p: Promise<CalRefreshResult>): Promise<CalRefreshResult> {
-  const r = await p;
-  if (r.kind !== "refreshed") recordForSecretScan(r);
-  return r;
+function makeClient(url: string, over: Partial<CalcomTokenApiDeps> = {}): TestClient {
+  const made = makeTestClient(url, over);
+  clients.push(made.client);
+  return made;
 }
 
 let fake: FakeCalcom;
@@ -40,7 +15,8 @@ let client: HttpCalcomTokenApi;
 let lines: () => Record<string, unknown>[];
 
 beforeEach(async () => {
-  fake = await startFakeCalcom(scanOpts);
+  // One clock for the fake and the client: expiries are checked against the client's clock.
+  fake = await startScannedFake({ now: () => NOW });
   ({ client, lines } = makeClient(fake.url));
 });
 afterEach(async () => {
@@ -55,7 +31,8 @@ describe("managed users", () => {
     expect(r.kind).toBe("refreshed");
     if (r.kind !== "refreshed") return;
     expect(r.pair.refreshToken).not.toBe(user.refreshToken);
-    expect(r.pair.accessTokenExpiresAt.getTime()).toBeGreaterThan(Date.now());
+    expect(r.pair.accessTokenExpiresAt.getTime()).toBe(Math.floor((NOW + 3_600_000) / 60_000) * 60_000);
+    expect(r.expiry).toEqual({ source: "epoch_ms", field: "accessTokenExpiresAt" });
     expect(r.pair.refreshTokenExpiresAt).toBeInstanceOf(Date);
     expect(fake.isRefreshTokenLive(r.pair.refreshToken)).toBe(true);
 
@@ -171,10 +148,7 @@ describe("faults", () => {
 describe("rate-limit bucket: x-cal-client-id is sent", () => {
   it("our calls share the client-id bucket, not the IP bucket", async () => {
     await fake.close();
-    fake = await startFakeCalcom({
-      ...scanOpts,
-      rateLimit: { limit: 2, windowMs: 60_000, blockMs: 7_000 },
-    });
+    fake = await startScannedFake({ now: () => NOW, rateLimit: { limit: 2, windowMs: 60_000, blockMs: 7_000 } });
     ({ client } = makeClient(fake.url));
     const refreshUrl = `${fake.url}/v2/oauth/fake-client/refresh`;
     const raw = (headers: Record<string, string>): Promise<Response> =>
@@ -189,6 +163,27 @@ describe("rate-limit bucket: x-cal-client-id is sent", () => {
     expect((await raw({ "x-cal-secret-key": "fake-secret" })).status).toBe(400);
     // With the client id → the bucket our client exhausted.
     expect((await raw({ "x-cal-secret-key": "fake-secret", "x-cal-client-id": "fake-client" })).status).toBe(429);
+  });
+});
+
+describe("rate-limit bucket: OAuth2 token calls carry x-cal-client-id too", () => {
+  it("they count in the OAuth2 client's bucket, not in our IP's", async () => {
+    await fake.close();
+    fake = await startScannedFake({ now: () => NOW, rateLimit: { limit: 2, windowMs: 60_000, blockMs: 7_000 } });
+    ({ client } = makeClient(fake.url));
+    const raw = (headers: Record<string, string>): Promise<Response> =>
+      fetch(`${fake.url}/v2/auth/oauth2/token`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ grant_type: "refresh_token", client_id: "fake-oauth-client", client_secret: "x", refresh_token: "x" }),
+      });
+
+    expect(await run(client.refreshOAuth2("unknown-1"))).toMatchObject({ kind: "rejected", code: "invalid_grant" });
+    expect(await run(client.refreshOAuth2("unknown-2"))).toMatchObject({ kind: "rejected", code: "invalid_grant" });
+    expect(await run(client.refreshOAuth2("unknown-3"))).toMatchObject({ kind: "rate_limited", resetMs: 7_000 });
+    // No header → the IP bucket, untouched by our three calls.
+    expect((await raw({})).status).toBe(401);
+    expect((await raw({ "x-cal-client-id": "fake-oauth-client" })).status).toBe(429);
   });
 });
 

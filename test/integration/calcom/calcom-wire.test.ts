@@ -67,7 +67,7 @@ describe("wire details (a capturing server)", () => {
     expect(JSON.parse(req.body)).toEqual({ refreshToken: "rt-abc" });
   });
 
-  it("oauth2 sends the RFC refresh_token grant as JSON, without platform headers", async () => {
+  it("oauth2 sends the RFC refresh_token grant as JSON, with the app's x-cal-client-id and no secret header", async () => {
     reply = (res) => res.writeHead(400, { "content-type": "application/json" }).end('{"error":"invalid_grant"}');
     const c = makeClient(url()).client;
     await run(c.refreshOAuth2("ort-abc"));
@@ -79,6 +79,7 @@ describe("wire details (a capturing server)", () => {
       refresh_token: "ort-abc",
     });
     expect(seen[0]!.headers["x-cal-secret-key"]).toBeUndefined();
+    expect(seen[0]!.headers["x-cal-client-id"]).toBe("fake-oauth-client");
   });
 
   it("a redirect is not followed", async () => {
@@ -93,7 +94,45 @@ describe("wire details (a capturing server)", () => {
       res.writeHead(404, { "content-type": "application/json" }).end('{"error":{"code":"X","message":"no rt-echo-123 here"}}');
     const c = makeClient(url()).client;
     const r = await run(c.refreshManaged("rt-echo-123"));
-    expect(r).toMatchObject({ kind: "rejected", message: "Cal.com 404: X: no [REDACTED] here" });
+    expect(r).toMatchObject({ kind: "config_error", message: expect.stringMatching(/^Cal\.com 404: X: no \[REDACTED\] here \(/) });
+  });
+
+  it("a rejection echoing the refresh token is scrubbed too", async () => {
+    reply = (res) =>
+      res
+        .writeHead(400, { "content-type": "application/json" })
+        .end('{"status":"error","error":{"code":"BadRequestException","message":"Invalid refresh token rt-echo-123"}}');
+    const r = await run(makeClient(url()).client.refreshManaged("rt-echo-123"));
+    expect(r).toEqual({
+      kind: "rejected",
+      status: 400,
+      code: "BadRequestException",
+      message: "Cal.com 400: BadRequestException: Invalid refresh token [REDACTED]",
+    });
+  });
+
+  it("no call ever carries Authorization or Origin; each carries the right client id", async () => {
+    reply = (res) => res.writeHead(503, { "content-type": "application/json" }).end("{}");
+    const c = makeClient(url()).client;
+    await run(c.refreshManaged("rt-abc"));
+    await run(c.forceRefreshManaged(42));
+    await run(c.refreshOAuth2("ort-abc"));
+    expect(seen.map((r) => r.url)).toEqual([
+      "/v2/oauth/fake-client/refresh",
+      "/v2/oauth-clients/fake-client/users/42/force-refresh",
+      "/v2/auth/oauth2/token",
+    ]);
+    expect(seen.map((r) => r.headers["x-cal-client-id"])).toEqual(["fake-client", "fake-client", "fake-oauth-client"]);
+    for (const r of seen) {
+      expect(r.headers.authorization).toBeUndefined();
+      expect(r.headers.origin).toBeUndefined();
+    }
+  });
+
+  it("a base URL with credentials, a query or a fragment is refused (got would send user:pass as Authorization)", () => {
+    expect(() => makeClient("https://user:pass@api.cal.com")).toThrow(/credentials/);
+    expect(() => makeClient("https://api.cal.com/?x=1")).toThrow(/query or fragment/);
+    expect(() => makeClient("https://api.cal.com/#x")).toThrow(/query or fragment/);
   });
 
   it("connection refused → transient network, not rotated", async () => {

@@ -63,6 +63,7 @@ it("import from stdin through the process", async () => {
     accessToken: g.accessToken,
     refreshToken: g.refreshToken,
     accessTokenExpiresAt: g.accessTokenExpiresAt,
+    calUserId: g.calUserId,
   });
   const res = await run(["import", "-"], h.env(), `${rec}\n{"userUlid": 1}\n`);
   expect(res.code).toBe(1);

@@ -45,12 +45,13 @@ describe("fake Cal.com: quirks", () => {
     expect(r.json.error.message).toBe("Invalid Access Token.");
   });
 
-  it("rejects unknown routes with Nest's 404 and does not count them", async () => {
+  it("rejects unknown routes with Nest's 404, quoting the original URL, and counts them apart", async () => {
     const before = fake.stats();
     const r = await call(`${fake.url}/v2/nope?x=1`);
     expect(r.status).toBe(404);
-    expect(r.json.error).toEqual({ code: "NotFoundException", message: "Cannot GET /v2/nope" });
+    expect(r.json.error).toEqual({ code: "NotFoundException", message: "Cannot GET /v2/nope?x=1" });
     expect(r.json.path).toBe("/v2/nope?x=1");
     expect(fake.stats().calls).toEqual(before.calls);
+    expect(fake.stats().routeNotFound).toBe(before.routeNotFound + 1);
   });
 });

@@ -102,13 +102,50 @@ describe("probes", () => {
     expect(res2.statusCode).toBe(503);
     expect(res2.json()).toEqual({ status: "fail", checks: { readiness: "fail" } });
   });
+
+  it("GET /readyz is 503 within 2 s when a check hangs", async () => {
+    const hanging = await server({ readiness: () => new Promise<never>(() => undefined) });
+    const started = Date.now();
+    const res = await hanging("/readyz");
+    expect({ status: res.statusCode, inTime: Date.now() - started < 2_500 }).toEqual({ status: 503, inTime: true });
+  });
+});
+
+describe("timeouts", () => {
+  it("every route has one: 1.9 s, except the board's static files (streamed to slow browsers)", async () => {
+    const app = createWebServer({
+      queues,
+      metrics,
+      logger: log.logger,
+      bullBoard: CREDS,
+      readiness: async () => ({ ok: true, checks: {} }),
+    });
+    servers.push(app);
+    const seen: Record<string, number | undefined> = {};
+    app.addHook("onRequest", async (request) => {
+      seen[request.routeOptions.url ?? request.url] = request.routeOptions.handlerTimeout;
+    });
+    const address = await app.listen({ port: 0, host: "127.0.0.1" });
+    const headers = { authorization: basic(CREDS.username, CREDS.password) };
+    for (const path of ["/healthz", "/readyz", "/metrics", BASE, `${BASE}/api/queues`, `${BASE}/static/images/logo.svg`]) {
+      await (await fetch(`${address}${path}`, { headers })).text();
+    }
+    expect(seen).toEqual({
+      "/healthz": 1_900,
+      "/readyz": 1_900,
+      "/metrics": 1_900,
+      [BASE]: 1_900,
+      [`${BASE}/api/queues`]: 1_900,
+      [`${BASE}/static/*`]: 60_000,
+    });
+  });
 });
 
 describe("GET /metrics", () => {
   it("serves Prometheus text with outcomes, durations and queue gauges, and no user ids", async () => {
     metrics.recordOutcome({ userUlid, outcome: "REFRESHED", trigger: "worker", errorCode: null, durationMs: 120 });
     metrics.recordOutcome({ userUlid, outcome: "FAILED_TRANSIENT", trigger: "on_demand", errorCode: "calcom.timeout", durationMs: 5000 });
-    const res = await (await server())("/metrics");
+    const res = await (await server())("/metrics", { headers: { authorization: basic(CREDS.username, CREDS.password) } });
     expect(res.statusCode).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
     const text = res.body;
@@ -127,7 +164,7 @@ describe("GET /metrics", () => {
 describe("Bull Board", () => {
   const auth = { authorization: basic(CREDS.username, CREDS.password) };
 
-  it("requires basic auth for the board, its assets and its API, but not for the probes", async () => {
+  it("requires basic auth for the board, its assets, its API and /metrics, but not for the probes", async () => {
     const get = await server();
     for (const url of [BASE, `${BASE}/`, `${BASE}/api/queues`, `${BASE}/queue/${QUEUES.refresh}`, `${BASE}/static/images/logo.svg`]) {
       const res = await get(url);
@@ -137,7 +174,8 @@ describe("Bull Board", () => {
     expect((await get(`${BASE}/api/queues`, { headers: { authorization: basic("ops", "nope") } })).statusCode).toBe(401);
     expect((await get(`${BASE}/api/queues`, { headers: { authorization: basic("root", CREDS.password) } })).statusCode).toBe(401);
     expect((await get("/healthz")).statusCode).toBe(200);
-    expect((await get("/metrics")).statusCode).toBe(200);
+    expect((await get("/readyz")).statusCode).toBe(200);
+    expect((await get("/metrics")).statusCode).toBe(401);
   });
 
   it("serves the UI and lists the three queues with the right write modes", async () => {

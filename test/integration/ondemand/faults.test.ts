@@ -79,6 +79,8 @@ describe("a failing refresh while the current token is still valid", () => {
     await setExpiry(u.userUlid, 60_000);
     h.fake.faults.next("status503");
     await h.client.ensureValidCalToken(u.userUlid);
+    // Once the cool-down the failure started is over (the row's nextRefreshAt), the next call refreshes.
+    await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { nextRefreshAt: new Date(Date.now() - 1) } });
     const res = await h.client.ensureValidCalToken(u.userUlid);
     expect(res).toMatchObject({ success: true, refreshed: true });
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
@@ -87,13 +89,14 @@ describe("a failing refresh while the current token is still valid", () => {
 });
 
 describe("wrong client credentials", () => {
-  it("is a config error: not retryable, the user is not marked, nothing rotates", async () => {
-    const bad = h.newClient({ CAL_CLIENT_SECRET: "definitely-wrong" });
+  it("is a config error (retryable: a probe resumes calls by itself), the user is not marked, nothing rotates", async () => {
+    // Its own queue prefix: the configuration breaker it opens is fleet-wide and must not stop the other tests.
+    const bad = h.newClient({ CAL_CLIENT_SECRET: "definitely-wrong", QUEUE_PREFIX: `${h.env().QUEUE_PREFIX}bad` });
     const u = await h.seedManaged();
     await setExpiry(u.userUlid, -1_000);
     const res = await bad.ensureValidCalToken(u.userUlid);
     recordForSecretScan(res);
-    expect(res).toMatchObject({ success: false, error: { code: "calcom.config_error", retryable: false } });
+    expect(res).toMatchObject({ success: false, error: { code: "calcom.config_error", retryable: true } });
     expect(JSON.stringify(res)).not.toContain("definitely-wrong");
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
     expect(row).toMatchObject({ status: "ACTIVE", version: 1, leaseOwner: null });

@@ -15,6 +15,8 @@ beforeEach(() => {
 
 const expireRow = (userUlid: string) =>
   h.db.calToken.update({ where: { userUlid }, data: { accessTokenExpiresAt: new Date(Date.now() - 1_000) } });
+/** The failure started a cool-down (the row's nextRefreshAt); the next request path comes after it. */
+const endCoolDown = (userUlid: string) => h.db.calToken.update({ where: { userUlid }, data: { nextRefreshAt: new Date(Date.now() - 1) } });
 
 describe("a refresh response lost after Cal.com rotated", () => {
   it("managed user: recovered by force-refresh, ends ACTIVE, without hammering", async () => {
@@ -27,6 +29,10 @@ describe("a refresh response lost after Cal.com rotated", () => {
     expect(h.fake.isRefreshTokenLive(u.refreshToken)).toBe(false); // Cal.com rotated; we never saw the pair
     const afterDrop = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
     expect(afterDrop).toMatchObject({ rotationUncertain: true, version: 1, failureCount: 1, status: "ACTIVE" });
+    // Inside the cool-down nothing calls Cal.com again; after it, one call finds the dead token.
+    expect((await h.client.ensureValidCalToken(u.userUlid)).error?.retryAfterMs).toBeGreaterThan(0);
+    expect(tokenEndpointCalls(h.fake)).toBe(1);
+    await endCoolDown(u.userUlid);
 
     const second = await h.client.ensureValidCalToken(u.userUlid);
     expect(second).toMatchObject({ success: true, refreshed: true, tokenInfo: { status: "ACTIVE" } });
@@ -47,6 +53,7 @@ describe("a refresh response lost after Cal.com rotated", () => {
     await expireRow(u.userUlid);
     h.fake.faults.next("dropAfterCommit");
     await h.client.ensureValidCalToken(u.userUlid);
+    await endCoolDown(u.userUlid);
     const second = await h.client.ensureValidCalToken(u.userUlid);
     recordForSecretScan(second);
     expect(second).toEqual({
@@ -70,6 +77,7 @@ describe("a refresh response lost after Cal.com rotated", () => {
     await expireRow(u.userUlid);
     h.fake.faults.next("malformedJson");
     await h.client.ensureValidCalToken(u.userUlid);
+    await endCoolDown(u.userUlid);
     const second = await h.client.ensureValidCalToken(u.userUlid);
     expect(second.error?.code).toBe("token.reconnect_required");
     expect(h.fake.stats().forceRefreshes).toBe(0);

@@ -10,7 +10,9 @@ let h: Harness;
 let proxy: TcpProxy;
 const redis = new Redis(process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379");
 beforeAll(async () => {
-  h = await startHarness();
+  // These tests are about a rotated pair surviving the outage, not about how long a request path
+  // waits (request-path-bounds.test.ts covers that): let the request wait for the whole retry.
+  h = await startHarness({ env: { ON_DEMAND_WAIT_MS: "20000" } });
   const db = new URL(testDatabaseUrl());
   proxy = await startTcpProxy(db.hostname, Number(db.port || 5432));
 });
@@ -101,10 +103,13 @@ describe("database outage mid-refresh", () => {
     proxy.cut(); // this process never reaches the database again: as good as dead
     const res = await pending;
     expect(res).toMatchObject({ success: true, refreshed: true });
-    const key = `${process.env.TEST_QUEUE_PREFIX}:recovery:${u.userUlid}`;
+    const key = `${h.env().QUEUE_PREFIX}:recovery:${u.userUlid}`;
     const raw = await redis.get(key);
     expect(raw).not.toBeNull();
     expect(raw).not.toMatch(/fake_(at|rt)_/); // encrypted at rest in Redis too
+    expect(raw).toMatch(/^v2\.[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){4}$/); // one envelope: nothing outside it is trusted
+    const index = `${h.env().QUEUE_PREFIX}:recovery-index`;
+    expect(await redis.zrange(index, "0", "-1")).toContain(u.userUlid);
 
     // Another process, with a working database, needs the user: it finds the record and writes it
     // instead of refreshing with the dead token the row still holds.
@@ -113,6 +118,7 @@ describe("database outage mid-refresh", () => {
     const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
     expect(row).toMatchObject({ version: 2, status: "ACTIVE" });
     expect(await redis.get(key)).toBeNull();
+    expect(await redis.zrange(index, "0", "-1")).not.toContain(u.userUlid);
     const audits = await h.db.calTokenAudit.findMany({ where: { userUlid: u.userUlid } });
     expect(audits.map((a) => a.outcome)).toContain("RECOVERED");
     expect(h.fake.stats()).toMatchObject({ refreshes: 1, forceRefreshes: 0, deadRefreshTokenUses: 0 });

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { jest } from "@jest/globals";
 import { ulid } from "ulid";
 import { TokenDecryptError } from "../../../src/core/errors.js";
 import type { AuditOutcome, SaveTokensInput, TokenRecord, TokenStore } from "../../../src/core/ports.js";
@@ -11,7 +12,9 @@ import { createInMemoryTokenStore } from "../../fakes/in-memory-token-store.js";
 // The TokenStore contract: ONE table of behaviours run against the Prisma/Postgres store (the run's
 // database, TEST_DATABASE_URL) and the in-memory fake the unit tests use (test/fakes). A behaviour
 // that holds for one and not the other fails here, so the fake cannot drift from the real thing.
-// Time always comes from the caller: every `now` below is explicit.
+// Data time always comes from the caller: every `now` below is explicit (and in 2030). Leases alone
+// use the database's clock (Postgres clock_timestamp(), the fake's `opts.clock`): their tests read
+// that clock through a back door and let it move on (a real wait of a few tens of ms for Postgres).
 
 const T0 = new Date("2030-01-01T00:00:00.000Z");
 const at = (seconds: number): Date => new Date(T0.getTime() + seconds * 1000);
@@ -52,8 +55,14 @@ interface Subject {
   setLease(userUlid: string, owner: string | null, until: Date | null): Promise<void>;
   /** The user's audit rows, oldest first. */
   audits(userUlid: string): Promise<AuditView[]>;
+  /** The database's clock. */
+  dbNow(): Promise<Date>;
+  /** Lets the database's clock move on by `ms` (a real wait for Postgres, a clock step for the fake). */
+  elapse(ms: number): Promise<void>;
   close(): Promise<void>;
 }
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function postgresSubject(): Subject {
   const prisma: PrismaClient = createPrisma(process.env.TEST_DATABASE_URL!, { max: 4 });
@@ -77,12 +86,22 @@ function postgresSubject(): Subject {
         createdAt,
       }));
     },
+    async dbNow() {
+      const rows = await prisma.$queryRaw<{ now: Date }[]>`SELECT clock_timestamp() AS now`;
+      return rows[0]!.now;
+    },
+    elapse: sleep,
     close: () => prisma.$disconnect(),
   };
 }
 
 function inMemorySubject(): Subject {
-  const store = createInMemoryTokenStore();
+  // The fake's database clock: wall time read once, then driven by performance.now() plus the steps
+  // `elapse` takes, so faking this process's Date (below) does not move it.
+  const base = Date.now() - performance.now();
+  let stepped = 0;
+  const clock = () => new Date(base + performance.now() + stepped);
+  const store = createInMemoryTokenStore({ clock });
   return {
     store,
     async corrupt(userUlid) {
@@ -100,6 +119,10 @@ function inMemorySubject(): Subject {
         durationMs,
         createdAt,
       }));
+    },
+    dbNow: async () => clock(),
+    elapse: async (ms) => {
+      stepped += ms;
     },
     close: async () => undefined,
   };
@@ -124,6 +147,24 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
     const input = saveInput(id, over);
     await store.save(input);
     return { id, input };
+  }
+  /** Takes the lease; its lease_until as the store reports it. */
+  async function leased(id: string, owner: string, forMs = 30_000): Promise<Date> {
+    const res = await store.acquireLease(id, owner, forMs);
+    if (res.kind !== "acquired") throw new Error(`lease for ${owner}: ${res.kind}`);
+    return res.token.leaseUntil!;
+  }
+  /** Asserts lease_until is forMs after the database's clock at the statement (read just before and after). */
+  async function expectLeaseFor(forMs: number, take: () => Promise<Date | null | undefined>): Promise<void> {
+    const before = (await s.dbNow()).getTime();
+    const until = (await take())?.getTime() ?? Number.NaN;
+    const after = (await s.dbNow()).getTime();
+    expect(until).toBeGreaterThanOrEqual(before + forMs);
+    expect(until).toBeLessThanOrEqual(after + forMs);
+  }
+  /** Moves the user's lease into the past by the database's clock (a holder that died a while ago). */
+  async function lapse(id: string, owner: string): Promise<void> {
+    await s.setLease(id, owner, new Date((await s.dbNow()).getTime() - 1_000));
   }
   /** The whole row as the port shows it (tokens included): for "nothing changed" checks. */
   const row = (id: string): Promise<TokenRecord | null> => store.get(id);
@@ -191,7 +232,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("upsert replaces the pair, bumps the version, resets status/failures/lease; keeps createdAt and lastUsedAt", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(60), at(1));
+      await leased(id, "worker-a", 60_000);
       await store.recordFailure(failure(id, at(2), { rotationUncertain: true, owner: "other" }));
       await store.markReconnectRequired({ userUlid: id, expectedVersion: 1, owner: "other", code: "calcom.refresh_rejected", now: at(3) });
       await store.touchLastUsed(id, at(4));
@@ -232,7 +273,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
     it("ifAbsent: inserts a new row, returns null and leaves an existing row alone", async () => {
       const id = ulid();
       expect(await store.save({ ...saveInput(id), ifAbsent: true })).toMatchObject({ userUlid: id, version: 1 });
-      await store.acquireLease(id, "worker-a", at(30), T0);
+      await leased(id, "worker-a");
       const before = await row(id);
       expect(await store.save({ ...saveInput(id, { now: at(10) }), ifAbsent: true })).toBeNull();
       expect(await row(id)).toEqual(before);
@@ -246,7 +287,8 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       const record = (await store.get(id))!;
       record.refreshToken = "mutated";
       record.accessTokenExpiresAt.setTime(0);
-      const lease = await store.acquireLease(id, "worker-a", at(30), T0);
+      const lease = await store.acquireLease(id, "worker-a", 30_000);
+      const leaseUntil = lease.kind === "acquired" ? new Date(lease.token.leaseUntil!.getTime()) : null;
       if (lease.kind === "acquired") {
         lease.token.leaseUntil!.setTime(0);
         lease.token.leaseOwner = "mutated";
@@ -257,72 +299,145 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
         refreshToken: input.pair.refreshToken,
         accessTokenExpiresAt: input.pair.accessTokenExpiresAt,
         leaseOwner: "worker-a",
-        leaseUntil: at(30),
+        leaseUntil,
       });
+      expect(leaseUntil).not.toBeNull();
     });
   });
 
   describe("lease", () => {
-    it("acquires a free row with the tokens, without touching version or updatedAt", async () => {
+    it("acquires a free row with the tokens for forMs by the database's clock, without touching version or updatedAt", async () => {
       const { id, input } = await seeded();
-      const res = await store.acquireLease(id, "worker-a", at(30), at(1));
+      let res: Awaited<ReturnType<TokenStore["acquireLease"]>> | undefined;
+      await expectLeaseFor(30_000, async () => {
+        res = await store.acquireLease(id, "worker-a", 30_000);
+        return res.kind === "acquired" ? res.token.leaseUntil : null;
+      });
       expect(res).toEqual({
         kind: "acquired",
         token: expect.objectContaining({
           accessToken: input.pair.accessToken,
           refreshToken: input.pair.refreshToken,
           leaseOwner: "worker-a",
-          leaseUntil: at(30),
           version: 1,
           updatedAt: T0,
         }),
       });
+      expect(await store.getMeta(id)).toMatchObject({
+        leaseOwner: "worker-a",
+        leaseUntil: (res as { token: TokenRecord }).token.leaseUntil,
+      });
     });
 
-    it("a live lease is held for another owner (meta only), up to and including leaseUntil", async () => {
+    it("a live lease is held for another owner (meta only), and asking does not move it", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
-      const held = await store.acquireLease(id, "worker-b", at(60), at(10));
-      expect(held).toEqual({ kind: "held", meta: expect.objectContaining({ leaseOwner: "worker-a", leaseUntil: at(30) }) });
+      const until = await leased(id, "worker-a");
+      const held = await store.acquireLease(id, "worker-b", 60_000);
+      expect(held).toEqual({ kind: "held", meta: expect.objectContaining({ leaseOwner: "worker-a", leaseUntil: until }) });
       if (held.kind === "held") expect(held.meta).not.toHaveProperty("refreshToken");
-      // lease_until < now: at exactly leaseUntil the lease is still live.
-      expect((await store.acquireLease(id, "worker-b", at(60), at(30))).kind).toBe("held");
+      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: until });
     });
 
-    it("a lapsed lease goes to the next owner", async () => {
+    it("a lapsed lease goes to the next owner, for the next owner's forMs", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
-      const res = await store.acquireLease(id, "worker-b", at(90), new Date(at(30).getTime() + 1));
-      expect(res.kind === "acquired" && [res.token.leaseOwner, res.token.leaseUntil]).toEqual(["worker-b", at(90)]);
+      await leased(id, "worker-a");
+      await lapse(id, "worker-a");
+      await expectLeaseFor(90_000, () => leased(id, "worker-b", 90_000));
+      expect((await store.getMeta(id))?.leaseOwner).toBe("worker-b");
     });
 
-    it("is re-entrant for the holder, which may move leaseUntil either way", async () => {
+    it("length and lapse follow the database's clock: a short lease lapses after forMs, whatever `now` callers pass elsewhere", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
-      const longer = await store.acquireLease(id, "worker-a", at(45), at(20));
-      expect(longer.kind === "acquired" && longer.token.leaseUntil).toEqual(at(45));
-      const shorter = await store.acquireLease(id, "worker-a", at(21), at(20));
-      expect(shorter.kind === "acquired" && shorter.token.leaseUntil).toEqual(at(21));
+      const until = await leased(id, "worker-a", 300);
+      // Callers whose clocks are years ahead (or behind) write with their `now`: the lease does not move.
+      await store.touchLastUsed(id, at(10 * 365 * 86_400));
+      await store.recordFailure(failure(id, at(10 * 365 * 86_400), { owner: "worker-b" }));
+      await store.recordFailure(failure(id, at(-10 * 365 * 86_400), { owner: "worker-b" }));
+      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: until });
+      expect((await store.acquireLease(id, "worker-b", 30_000)).kind).toBe("held");
+      await s.elapse(350);
+      expect((await store.acquireLease(id, "worker-b", 30_000)).kind).toBe("acquired");
+    });
+
+    describe("with this process's clock far off", () => {
+      afterEach(() => {
+        jest.useRealTimers();
+      });
+      // Only Date is faked: timers, and the database's clock, run on.
+      const skew = (ms: number) =>
+        jest.useFakeTimers({
+          now: Date.now() + ms,
+          doNotFake: [
+            "setTimeout",
+            "clearTimeout",
+            "setImmediate",
+            "clearImmediate",
+            "setInterval",
+            "clearInterval",
+            "nextTick",
+            "queueMicrotask",
+            "hrtime",
+            "performance",
+          ],
+        });
+
+      it.each([
+        ["an hour ahead", 3_600_000],
+        ["an hour behind", -3_600_000],
+        ["ten years ahead", 10 * 365 * 86_400_000],
+      ])("%s: the lease is still forMs from the database's now, held for others until then, then lapses", async (_name, offsetMs) => {
+        const { id } = await seeded();
+        skew(offsetMs);
+        const before = (await s.dbNow()).getTime();
+        const until = await leased(id, "worker-a", 300);
+        expect(Math.abs(until.getTime() - (before + 300))).toBeLessThan(1_000);
+        expect((await store.acquireLease(id, "worker-b", 300)).kind).toBe("held");
+        await s.elapse(350);
+        expect((await store.acquireLease(id, "worker-b", 30_000)).kind).toBe("acquired");
+      });
+    });
+
+    it("is re-entrant for the same lease token only, which may move leaseUntil either way (forMs from the database's now)", async () => {
+      const { id } = await seeded();
+      await leased(id, "proc-1:1", 30_000);
+      await expectLeaseFor(45_000, () => leased(id, "proc-1:1", 45_000));
+      await expectLeaseFor(1_000, () => leased(id, "proc-1:1", 1_000));
+      expect((await store.getMeta(id))?.leaseOwner).toBe("proc-1:1");
+    });
+
+    it("two lease tokens of one process (one owner prefix) are two owners: the second is held", async () => {
+      const { id } = await seeded();
+      const until = await leased(id, "proc-1:1");
+      for (const other of ["proc-1:2", "proc-1", "proc-1:1:x", "PROC-1:1"]) {
+        expect(await store.acquireLease(id, other, 30_000)).toEqual({
+          kind: "held",
+          meta: expect.objectContaining({ leaseOwner: "proc-1:1", leaseUntil: until }),
+        });
+      }
+      await store.releaseLease(id, "proc-1:2");
+      expect((await store.getMeta(id))?.leaseOwner).toBe("proc-1:1");
+      await store.releaseLease(id, "proc-1:1");
+      expect((await store.acquireLease(id, "proc-1:2", 30_000)).kind).toBe("acquired");
     });
 
     it("a half-cleared lease (one column null) is free", async () => {
       const a = await seeded();
       await s.setLease(a.id, "worker-a", null);
-      expect((await store.acquireLease(a.id, "worker-b", at(30), T0)).kind).toBe("acquired");
+      expect((await store.acquireLease(a.id, "worker-b", 30_000)).kind).toBe("acquired");
       const b = await seeded();
-      await s.setLease(b.id, null, at(3600));
-      expect((await store.acquireLease(b.id, "worker-b", at(30), T0)).kind).toBe("acquired");
+      await s.setLease(b.id, null, new Date((await s.dbNow()).getTime() + 3_600_000));
+      expect((await store.acquireLease(b.id, "worker-b", 30_000)).kind).toBe("acquired");
     });
 
     it("reports a missing row", async () => {
-      expect(await store.acquireLease(ulid(), "worker-a", at(30), T0)).toEqual({ kind: "missing" });
+      expect(await store.acquireLease(ulid(), "worker-a", 30_000)).toEqual({ kind: "missing" });
     });
 
     it("release by another owner does nothing; by the holder frees both columns; on a missing row is a no-op", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
+      const until = await leased(id, "worker-a");
       await store.releaseLease(id, "worker-b");
-      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: at(30) });
+      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: until });
       await store.releaseLease(id, "worker-a");
       expect(await store.getMeta(id)).toMatchObject({ leaseOwner: null, leaseUntil: null, updatedAt: T0, version: 1 });
       await expect(store.releaseLease(ulid(), "worker-a")).resolves.toBeUndefined();
@@ -333,15 +448,15 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       await s.corrupt(id);
       await expect(store.get(id)).rejects.toThrow(TokenDecryptError);
       expect((await store.getMeta(id))?.version).toBe(1);
-      await expect(store.acquireLease(id, "worker-a", at(30), T0)).rejects.toThrow(TokenDecryptError);
+      await expect(store.acquireLease(id, "worker-a", 30_000)).rejects.toThrow(TokenDecryptError);
       expect(await store.getMeta(id)).toMatchObject({ leaseOwner: null, leaseUntil: null });
     });
 
     it("an undecryptable row held by someone else is reported held (nothing is decrypted)", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-b", at(30), T0);
+      await leased(id, "worker-b");
       await s.corrupt(id);
-      expect(await store.acquireLease(id, "worker-a", at(30), at(1))).toMatchObject({ kind: "held", meta: { leaseOwner: "worker-b" } });
+      expect(await store.acquireLease(id, "worker-a", 30_000)).toMatchObject({ kind: "held", meta: { leaseOwner: "worker-b" } });
     });
   });
 
@@ -349,7 +464,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
     it("wins with the right version: new pair as issued, version + 1, our lease and the failures cleared, status ACTIVE", async () => {
       const { id } = await seeded();
       await store.touchLastUsed(id, at(1));
-      await store.acquireLease(id, "worker-a", at(30), at(1));
+      await leased(id, "worker-a");
       await store.recordFailure(failure(id, at(2), { rotationUncertain: true, owner: "someone-else" }));
       await store.markReconnectRequired({
         userUlid: id,
@@ -391,7 +506,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("loses with a stale version (or a missing row): nothing changes, no audit row", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
+      await leased(id, "worker-a");
       const before = await row(id);
       const audit = { outcome: "REFRESHED" as const, trigger: "worker", durationMs: 5 };
       expect(await store.saveRotated(rotated(id, { expectedVersion: 2, audit }))).toEqual({ ok: false });
@@ -403,9 +518,9 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("leaves someone else's lease in place (the version, not the lease, is the guard)", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-b", at(30), T0);
+      const until = await leased(id, "worker-b");
       const res = await store.saveRotated(rotated(id, { owner: "worker-a" }));
-      expect(res.ok && res.meta).toMatchObject({ version: 2, leaseOwner: "worker-b", leaseUntil: at(30) });
+      expect(res.ok && res.meta).toMatchObject({ version: 2, leaseOwner: "worker-b", leaseUntil: until });
     });
 
     it("writes the audit row only when asked, with the new version and the caller's now", async () => {
@@ -423,7 +538,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
   describe("recordFailure (damped, CAS on version)", () => {
     it("counts once per window since the first failure of the streak; flags stick; releases our lease; keeps the version", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-a", at(30), T0);
+      await leased(id, "worker-a");
       expect(await store.recordFailure(failure(id, at(10), { rotationUncertain: true }))).toBe(true);
       expect(await store.getMeta(id)).toMatchObject({
         failureCount: 1,
@@ -469,14 +584,14 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("a stale version touches nothing; a missing row is false; someone else's lease is kept", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-b", at(30), T0);
+      const until = await leased(id, "worker-b");
       const before = await row(id);
       expect(await store.recordFailure(failure(id, at(10), { expectedVersion: 0 }))).toBe(false);
       expect(await store.recordFailure(failure(id, at(10), { expectedVersion: 2 }))).toBe(false);
       expect(await row(id)).toEqual(before);
       expect(await store.recordFailure(failure(ulid(), at(10)))).toBe(false);
       expect(await store.recordFailure(failure(id, at(10)))).toBe(true);
-      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-b", leaseUntil: at(30), failureCount: 1 });
+      expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-b", leaseUntil: until, failureCount: 1 });
     });
 
     it("counts from the firstFailureAt a reconnect mark left, and does not touch the status", async () => {
@@ -505,7 +620,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
     it("a stale version changes nothing; the right one sets the status and failure fields, releases our lease, keeps the rest", async () => {
       const { id } = await seeded();
       await store.recordFailure(failure(id, at(5), { rotationUncertain: true, owner: "nobody" }));
-      await store.acquireLease(id, "worker-a", at(30), at(6));
+      await leased(id, "worker-a");
       const mark = { userUlid: id, owner: "worker-a", code: "calcom.refresh_rejected", now: at(12) };
       const before = await row(id);
       expect(await store.markReconnectRequired({ ...mark, expectedVersion: 2 })).toBe(false);
@@ -539,12 +654,12 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("keeps someone else's lease; false for a missing row", async () => {
       const { id } = await seeded();
-      await store.acquireLease(id, "worker-b", at(30), T0);
+      const until = await leased(id, "worker-b");
       expect(await store.markReconnectRequired({ userUlid: id, expectedVersion: 1, owner: "worker-a", code: "x", now: at(1) })).toBe(true);
       expect(await store.getMeta(id)).toMatchObject({
         status: "RECONNECT_REQUIRED",
         leaseOwner: "worker-b",
-        leaseUntil: at(30),
+        leaseUntil: until,
         firstFailureAt: at(1),
       });
       expect(await store.markReconnectRequired({ userUlid: ulid(), expectedVersion: 1, owner: "worker-a", code: "x", now: at(1) })).toBe(
@@ -597,7 +712,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       expect((await store.getMeta(lower))?.userUlid).toBe(id);
       expect(await store.save({ ...saveInput(lower), ifAbsent: true })).toBeNull();
 
-      const lease = await store.acquireLease(lower, "worker-a", at(30), T0);
+      const lease = await store.acquireLease(lower, "worker-a", 30_000);
       expect(lease.kind === "acquired" && lease.token.userUlid).toBe(id);
       await store.releaseLease(lower, "worker-a");
       expect((await store.getMeta(id))?.leaseOwner).toBeNull();
@@ -622,7 +737,6 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
     it("an invalid Date or a fractional version is an error, not a silent write", async () => {
       const { id } = await seeded();
       const before = await row(id);
-      await expect(store.acquireLease(id, "worker-a", new Date(Number.NaN), T0)).rejects.toThrow();
       await expect(store.recordFailure(failure(id, at(1), { expectedVersion: 1.5 }))).rejects.toThrow();
       await expect(store.saveRotated(rotated(id, { nextRefreshAt: new Date(Number.NaN) }))).rejects.toThrow();
       expect(await row(id)).toEqual(before);

@@ -56,51 +56,71 @@ const failure = (id: string, now: Date, over: Partial<Parameters<TokenStore["rec
   ...over,
 });
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 describe("TokenStore: lease", () => {
-  it("A acquires (and re-reads the row), B sees it held, a lapsed lease goes to B", async () => {
+  it("A acquires (and re-reads the row), B sees it held, the holder shortens its own lease, the lapsed lease goes to B", async () => {
     const { id, pair: p } = await seeded();
-    const a = await store.acquireLease(id, "worker-a", at(30), T0);
+    const a = await store.acquireLease(id, "worker-a", 30_000);
     expect(a.kind).toBe("acquired");
     if (a.kind !== "acquired") return;
-    expect(a.token).toMatchObject({
-      accessToken: p.accessToken,
-      refreshToken: p.refreshToken,
-      leaseOwner: "worker-a",
-      leaseUntil: at(30),
-      version: 1,
-    });
+    expect(a.token).toMatchObject({ accessToken: p.accessToken, refreshToken: p.refreshToken, leaseOwner: "worker-a", version: 1 });
 
-    const b = await store.acquireLease(id, "worker-b", at(40), at(10));
-    expect(b).toEqual({ kind: "held", meta: expect.objectContaining({ leaseOwner: "worker-a", leaseUntil: at(30) }) });
+    const b = await store.acquireLease(id, "worker-b", 40_000);
+    expect(b).toEqual({ kind: "held", meta: expect.objectContaining({ leaseOwner: "worker-a", leaseUntil: a.token.leaseUntil }) });
     if (b.kind === "held") expect(b.meta).not.toHaveProperty("accessToken");
 
-    // The holder may extend its own lease.
-    const again = await store.acquireLease(id, "worker-a", at(45), at(20));
-    expect(again.kind === "acquired" && again.token.leaseUntil).toEqual(at(45));
-
-    const late = await store.acquireLease(id, "worker-b", at(100), at(46));
+    // The holder may move its own lease either way: here down to 50 ms, by Postgres's clock.
+    expect((await store.acquireLease(id, "worker-a", 50)).kind).toBe("acquired");
+    expect((await store.acquireLease(id, "worker-b", 30_000)).kind).toBe("held");
+    await sleep(80);
+    const late = await store.acquireLease(id, "worker-b", 30_000);
     expect(late.kind === "acquired" && late.token.leaseOwner).toBe("worker-b");
   });
 
+  it("lease_until is Postgres's clock_timestamp() + forMs, measured in the database", async () => {
+    const { id } = await seeded();
+    await store.acquireLease(id, "worker-a", 30_000);
+    const [r] = await prisma.$queryRaw<{ leftMs: number; live: boolean }[]>`
+      SELECT (extract(epoch FROM lease_until - clock_timestamp()) * 1000)::float8 AS "leftMs",
+             lease_until >= clock_timestamp() AS live
+      FROM cal_token WHERE user_ulid = ${id}`;
+    expect(r!.live).toBe(true);
+    expect(r!.leftMs).toBeLessThanOrEqual(30_000);
+    expect(r!.leftMs).toBeGreaterThan(29_000);
+  });
+
+  it.each([
+    ["NaN", Number.NaN],
+    ["Infinity", Number.POSITIVE_INFINITY],
+    ["a negative length", -1],
+  ])("a lease length of %s is refused; the row is unchanged", async (_name, forMs) => {
+    const { id } = await seeded();
+    const before = await rowText(id);
+    await expect(store.acquireLease(id, "worker-a", forMs)).rejects.toThrow();
+    expect(await rowText(id)).toBe(before);
+  });
+
   it("reports a missing row", async () => {
-    expect(await store.acquireLease(ulid(), "worker-a", at(30), T0)).toEqual({ kind: "missing" });
+    expect(await store.acquireLease(ulid(), "worker-a", 30_000)).toEqual({ kind: "missing" });
   });
 
   it("release by a non-owner does nothing; release by the owner frees it", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-a", at(30), T0);
+    const a = await store.acquireLease(id, "worker-a", 30_000);
+    const until = a.kind === "acquired" ? a.token.leaseUntil : undefined;
     await store.releaseLease(id, "worker-b");
-    expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: at(30) });
+    expect(await store.getMeta(id)).toMatchObject({ leaseOwner: "worker-a", leaseUntil: until });
     await store.releaseLease(id, "worker-a");
     expect(await store.getMeta(id)).toMatchObject({ leaseOwner: null, leaseUntil: null });
-    expect((await store.acquireLease(id, "worker-b", at(30), T0)).kind).toBe("acquired");
+    expect((await store.acquireLease(id, "worker-b", 30_000)).kind).toBe("acquired");
   });
 
-  it("20 owners racing for the same row: exactly one acquires", async () => {
+  it("20 lease tokens racing for the same row (ten of them one process's attempts): exactly one acquires", async () => {
     for (let round = 0; round < 3; round++) {
       const { id } = await seeded();
-      const owners = Array.from({ length: 20 }, (_, i) => `worker-${round}-${i}`);
-      const results = await Promise.all(owners.map((o) => store.acquireLease(id, o, at(30), T0)));
+      const owners = Array.from({ length: 20 }, (_, i) => (i < 10 ? `proc-${round}:${i}` : `worker-${round}-${i}`));
+      const results = await Promise.all(owners.map((o) => store.acquireLease(id, o, 30_000)));
       const winners = results.flatMap((r, i) => (r.kind === "acquired" ? [owners[i]] : []));
       expect(winners).toHaveLength(1);
       // Every loser saw the winner's lease, never a half-written one.
@@ -113,7 +133,7 @@ describe("TokenStore: lease", () => {
 describe("TokenStore: saveRotated (compare-and-swap)", () => {
   it("a stale version changes nothing", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-a", at(30), T0);
+    await store.acquireLease(id, "worker-a", 30_000);
     const before = await rowText(id);
     const res = await store.saveRotated({
       userUlid: id,
@@ -129,7 +149,7 @@ describe("TokenStore: saveRotated (compare-and-swap)", () => {
 
   it("the right version stores the pair as issued, bumps the version, clears our lease and the failures", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-a", at(30), T0);
+    await store.acquireLease(id, "worker-a", 30_000);
     expect(await store.recordFailure(failure(id, at(1), { rotationUncertain: true, owner: "someone-else" }))).toBe(true);
     const next = pair({ accessTokenExpiresAt: at(7200), refreshTokenExpiresAt: null });
     const res = await store.saveRotated({
@@ -169,7 +189,8 @@ describe("TokenStore: saveRotated (compare-and-swap)", () => {
 
   it("leaves someone else's lease in place", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-b", at(30), T0);
+    const lease = await store.acquireLease(id, "worker-b", 30_000);
+    const until = lease.kind === "acquired" ? lease.token.leaseUntil : undefined;
     const res = await store.saveRotated({
       userUlid: id,
       expectedVersion: 1,
@@ -178,14 +199,15 @@ describe("TokenStore: saveRotated (compare-and-swap)", () => {
       nextRefreshAt: at(5000),
       now: at(5),
     });
-    expect(res.ok && res.meta).toMatchObject({ version: 2, leaseOwner: "worker-b", leaseUntil: at(30) });
+    expect(until).toBeInstanceOf(Date);
+    expect(res.ok && res.meta).toMatchObject({ version: 2, leaseOwner: "worker-b", leaseUntil: until });
   });
 });
 
 describe("TokenStore: recordFailure", () => {
   it("counts a burst once, counts again after a quiet window, and releases our lease", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-a", at(30), T0);
+    await store.acquireLease(id, "worker-a", 30_000);
     expect(await store.recordFailure(failure(id, at(10), { rotationUncertain: true }))).toBe(true);
     expect(await store.getMeta(id)).toMatchObject({
       failureCount: 1,
@@ -217,7 +239,7 @@ describe("TokenStore: recordFailure", () => {
 
   it("a stale version touches nothing; someone else's lease is kept", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-b", at(30), T0);
+    await store.acquireLease(id, "worker-b", 30_000);
     const before = await rowText(id);
     expect(await store.recordFailure(failure(id, at(10), { expectedVersion: 0 }))).toBe(false);
     expect(await rowText(id)).toBe(before);
@@ -233,7 +255,7 @@ describe("TokenStore: recordFailure", () => {
 describe("TokenStore: markReconnectRequired", () => {
   it("CAS on version; sets status and failure fields, releases our lease, keeps the version", async () => {
     const { id } = await seeded();
-    await store.acquireLease(id, "worker-a", at(30), T0);
+    await store.acquireLease(id, "worker-a", 30_000);
     const mark = { userUlid: id, owner: "worker-a", code: "calcom.refresh_rejected", now: at(12) };
     const before = await rowText(id);
     expect(await store.markReconnectRequired({ ...mark, expectedVersion: 2 })).toBe(false);

@@ -85,7 +85,9 @@ describe("TokenStore: save and read", () => {
     const text = (await rowText(id))!;
     expect(text).not.toContain(input.pair.accessToken);
     expect(text).not.toContain(input.pair.refreshToken);
-    expect(text).toMatch(/"access_token_enc":"v1\.t1\./);
+    // Envelopes are written in the current format (v2, per-envelope subkey) under the active key id.
+    expect(text).toMatch(/"access_token_enc":"v2\.t1\./);
+    expect(text).toMatch(/"refresh_token_enc":"v2\.t1\./);
   });
 
   it("returns null for a user without a row", async () => {
@@ -183,7 +185,7 @@ describe("TokenStore: ciphertext that does not authenticate", () => {
     const id = ulid();
     await store.save(saveInput(id));
     await prisma.$executeRaw`UPDATE cal_token SET access_token_enc = 'v1.t1.garbage' WHERE user_ulid = ${id}`;
-    await expect(store.acquireLease(id, "worker-a", at(30), T0)).rejects.toThrow(TokenDecryptError);
+    await expect(store.acquireLease(id, "worker-a", 30_000)).rejects.toThrow(TokenDecryptError);
     expect(await store.getMeta(id)).toMatchObject({ leaseOwner: null, leaseUntil: null });
   });
 });

@@ -14,8 +14,8 @@ import { eventually, sleep, spawnWorker, startWorker, uniquePrefix, workerEnv, t
 
 const USERS = 20;
 const prefix = uniquePrefix();
-// Short lease (= BullMQ lock) so the dead worker's jobs and row leases lapse within seconds; the
-// config requires lease ≥ 2 × timeout + 5 s. The fake answers in 400 ms, inside the 500 ms timeout.
+// Short leases (row lease and BullMQ lock) so the dead worker's jobs and row leases lapse within seconds;
+// the fake answers in 400 ms, inside the 500 ms timeout.
 const OVERRIDES = { REFRESH_LEASE_SECONDS: "6", CAL_HTTP_TIMEOUT_MS: "500", WORKER_CONCURRENCY: "10" };
 let h: Harness;
 let store: TokenStore;

@@ -44,7 +44,7 @@ const scenarios: Scenario[] = [
     {},
     "refreshManaged",
     configError(401),
-    { ok: false, code: "calcom.config_error", retryable: false, retryAfterMs: undefined, hasToken: true },
+    { ok: false, code: "calcom.config_error", retryable: true, retryAfterMs: undefined, hasToken: true },
     null,
   ],
 ];

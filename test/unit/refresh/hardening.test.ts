@@ -57,11 +57,11 @@ describe("a transient failure after the row moved on during the call", () => {
 
 describe("losing the lease before a force-refresh", () => {
   it("is a retryable lease timeout, not a success with the rejected token", async () => {
-    const h = harness({ policy: { leaseMs: 30_000 } });
+    const h = harness({ policy: { leaseMs: 5_000, callLeaseMs: 30_000 } });
     h.seed();
     h.calcom.script("refreshManaged", async () => {
-      h.advance(31_000);
-      await h.store.acquireLease(USER, "other", new Date(h.clock().getTime() + 30_000), h.clock());
+      h.advance(31_000); // past the call lease taken right before this call
+      expect((await h.store.acquireLease(USER, "other", 30_000)).kind).toBe("acquired");
       return rejected(400);
     });
     expect(summary(await h.refresh())).toEqual({
@@ -72,5 +72,20 @@ describe("losing the lease before a force-refresh", () => {
       hasToken: true,
     });
     expect(h.calcom.callsOf("forceRefreshManaged")).toHaveLength(0);
+  });
+
+  it("a slow answer longer than the base lease but inside the call lease keeps the lease: nobody else can take it", async () => {
+    const h = harness({ policy: { leaseMs: 5_000, callLeaseMs: 30_000 } });
+    h.seed();
+    let other: string | undefined;
+    h.calcom
+      .script("refreshManaged", async () => {
+        h.advance(29_000);
+        other = (await h.store.acquireLease(USER, "other", 30_000)).kind;
+        return rejected(400);
+      })
+      .script("forceRefreshManaged", refreshed({ accessToken: "at_3", accessTokenExpiresAt: at(3_600_000) }));
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "force_refreshed", accessToken: "at_3", version: 2 });
+    expect(other).toBe("held");
   });
 });

@@ -1,4 +1,4 @@
-import type { AlertSink, HeldPair, HeldPairStore, TokenRecord, TokenStore } from "../../../src/core/ports.js";
+import type { AlertSink, CallBudget, ConfigBreaker, HeldPair, HeldPairStore, TokenRecord, TokenStore } from "../../../src/core/ports.js";
 import type { TokenPair } from "../../../src/core/types.js";
 import { createLogger } from "../../../src/log/logger.js";
 import { createRefresher, type Refresher, type RefreshPolicy } from "../../../src/refresh/refresher.js";
@@ -14,6 +14,8 @@ export const at = (ms: number) => new Date(T0.getTime() + ms);
 /** rand() is 0.5: backoff(n) = 3 750 ms · 2^n, poll sleeps 40 ms, nextRefreshAt = expiry − 330 s. */
 export const POLICY: RefreshPolicy = {
   leaseMs: 30_000,
+  callLeaseMs: 30_000,
+  minIntervalMs: 0,
   leadMs: 5 * 60_000,
   jitterMs: 60_000,
   failureWindowMs: 60 * 60_000,
@@ -22,7 +24,7 @@ export const POLICY: RefreshPolicy = {
   persistRetryBaseMs: 250,
 };
 
-export type AlertKind = "refreshFailing" | "reconnectRequired" | "recovered";
+export type AlertKind = "refreshFailing" | "reconnectRequired" | "recovered" | "callsSuspended" | "callsResumed";
 
 export function recordingAlerts() {
   const calls: { kind: AlertKind; input: Record<string, unknown> }[] = [];
@@ -35,6 +37,8 @@ export function recordingAlerts() {
     refreshFailing: record("refreshFailing"),
     reconnectRequired: record("reconnectRequired"),
     recovered: record("recovered"),
+    callsSuspended: record("callsSuspended"),
+    callsResumed: record("callsResumed"),
   };
   return {
     sink,
@@ -78,6 +82,9 @@ export interface HarnessOptions {
   heldPairStore?: HeldPairStore;
   /** Replaces the recording outcome hook (e.g. with one that throws). */
   onOutcome?: (e: OutcomeEvent) => void;
+  /** Fleet gates (test/fakes/in-memory-fleet.ts); absent = always open, as in the refresher. */
+  breaker?: ConfigBreaker;
+  budget?: CallBudget;
 }
 
 export function harness(opts: HarnessOptions = {}) {
@@ -109,6 +116,8 @@ export function harness(opts: HarnessOptions = {}) {
       ...(opts.alerts === false ? {} : { alerts: alerts.sink }),
       onOutcome: opts.onOutcome ?? ((e) => events.push(e)),
       ...(opts.heldPairStore ? { heldPairStore: opts.heldPairStore } : {}),
+      ...(opts.breaker ? { breaker: opts.breaker } : {}),
+      ...(opts.budget ? { budget: opts.budget } : {}),
     });
   const refresher = build();
 
@@ -142,6 +151,12 @@ export function harness(opts: HarnessOptions = {}) {
       }),
   };
 
+  /** "us" for any attempt of this harness's refresher (lease tokens are `${ownerId}:${n}`), else as stored. */
+  function leaseOwnerOf(owner: string | null): string | null {
+    if (owner === null) return null;
+    return owner.startsWith(`${refresher.ownerId}:`) ? "us" : owner;
+  }
+
   function row() {
     const r = store.peek(USER);
     if (!r) return null;
@@ -154,7 +169,7 @@ export function harness(opts: HarnessOptions = {}) {
       rotationUncertain: r.rotationUncertain,
       lastFailureCode: r.lastFailureCode,
       nextRefreshInMs: r.nextRefreshAt.getTime() - now.getTime(),
-      leaseOwner: r.leaseOwner === null ? null : r.leaseOwner === refresher.ownerId ? "us" : r.leaseOwner,
+      leaseOwner: leaseOwnerOf(r.leaseOwner),
     };
   }
 

@@ -83,16 +83,29 @@ describe("held pairs", () => {
     expect([held.size(), shared.pairs.size]).toEqual([0, 0]);
   });
 
-  it("a database still down keeps every pair and stops at the first failure; a later flush writes them all", async () => {
+  it("a database still down keeps every pair and stops after three failures in a row; a later flush writes them all", async () => {
     const { held, store, shared } = setup();
+    const users = [USER, USER_2, "01HZX3K8V2Q7W9M4T6R5Y0AB3E", "01HZX3K8V2Q7W9M4T6R5Y0AB4F"];
+    for (const [i, u] of users.entries()) {
+      store.seed({ userUlid: u, accessToken: `at_${i}`, refreshToken: `rt_${i}`, accessTokenExpiresAt: at(60_000), nextRefreshAt: T0 });
+      await held.hold(heldFor(u, `at_new_${i}`));
+    }
+    store.failAll("saveRotated", dbDown);
+    expect(await held.flush()).toBe(0);
+    expect(store.callCount("saveRotated")).toBe(3);
+    expect([held.size(), shared.pairs.size]).toEqual([4, 4]);
+    store.failAll("saveRotated", null);
+    expect(await held.flush()).toBe(4);
+    expect([held.size(), store.peek(USER_2)?.accessToken]).toEqual([0, "at_new_1"]);
+  });
+
+  it("one pair that cannot be written does not hold back the others", async () => {
+    const { held, store } = setup({ shared: false });
     await held.hold(heldFor(USER, "at_2"));
     await held.hold(heldFor(USER_2, "at_b"));
     store.failNext("saveRotated", dbDown);
-    expect(await held.flush()).toBe(0);
-    expect(store.callCount("saveRotated")).toBe(1);
-    expect([held.size(), shared.pairs.size]).toEqual([2, 2]);
-    expect(await held.flush()).toBe(2);
-    expect([held.size(), store.peek(USER_2)?.accessToken]).toEqual([0, "at_b"]);
+    expect(await held.flush()).toBe(1);
+    expect([held.size(), store.peek(USER_2)?.accessToken]).toEqual([1, "at_b"]);
   });
 
   it("concurrent flushes share one pass", async () => {

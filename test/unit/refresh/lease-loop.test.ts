@@ -7,26 +7,32 @@ const nothingHappened = { calls: [], audits: [], alerts: [], events: [] };
 const heldByOther = { leaseOwner: "other", leaseUntil: at(3_600_000) };
 
 describe("waiting for another owner's lease", () => {
+  // A live holder extends its lease for each Cal.com call (a refresh and a force-refresh), so a waiter
+  // gives up only after 2 × callLeaseMs + leaseMs: here 2 × 7 s + 4 s = 18 s (it was leaseMs + 5 s = 9 s).
   it.each([
-    [0.5, 40, 876],
-    [0, 20, 1_751],
-  ])("rand %s: polls every %i ms and gives up after leaseMs + 5 s with lease_timeout (%i polls)", async (rand, pollMs, polls) => {
-    const h = harness({ rand: () => rand });
-    h.seed(heldByOther);
-    const outcome = await h.refresh();
-    expect(summary(outcome)).toEqual({
-      ok: false,
-      code: "refresh.lease_timeout",
-      retryable: true,
-      retryAfterMs: undefined,
-      hasToken: true,
-    });
-    expect(h.sleeps).toHaveLength(polls);
-    expect(new Set(h.sleeps)).toEqual(new Set([pollMs]));
-    expect(h.now.getTime() - at(0).getTime()).toBeGreaterThan(h.policy.leaseMs + 5_000);
-    expect(h.now.getTime() - at(0).getTime()).toBeLessThanOrEqual(h.policy.leaseMs + 5_000 + pollMs);
-    expect(h.observe()).toMatchObject({ ...nothingHappened, row: { version: 1, leaseOwner: "other" } });
-  });
+    [0.5, 40, 451],
+    [0, 20, 901],
+  ])(
+    "rand %s: polls every %i ms and gives up after 2 × callLeaseMs + leaseMs with lease_timeout (%i polls)",
+    async (rand, pollMs, polls) => {
+      const h = harness({ rand: () => rand, policy: { leaseMs: 4_000, callLeaseMs: 7_000 } });
+      h.seed(heldByOther);
+      const giveUpMs = 2 * h.policy.callLeaseMs + h.policy.leaseMs;
+      const outcome = await h.refresh();
+      expect(summary(outcome)).toEqual({
+        ok: false,
+        code: "refresh.lease_timeout",
+        retryable: true,
+        retryAfterMs: undefined,
+        hasToken: true,
+      });
+      expect(h.sleeps).toHaveLength(polls);
+      expect(new Set(h.sleeps)).toEqual(new Set([pollMs]));
+      expect(h.now.getTime() - at(0).getTime()).toBeGreaterThan(giveUpMs);
+      expect(h.now.getTime() - at(0).getTime()).toBeLessThanOrEqual(giveUpMs + pollMs);
+      expect(h.observe()).toMatchObject({ ...nothingHappened, row: { version: 1, leaseOwner: "other" } });
+    },
+  );
 
   it("the version moves while the lease is still held (another writer) → by_other, without waiting further", async () => {
     const h = harness();
@@ -117,6 +123,42 @@ describe("waiting for another owner's lease", () => {
       hasToken: true,
     });
     expect(h.observe()).toMatchObject({ ...nothingHappened, row: { status: "RECONNECT_REQUIRED", leaseOwner: null } });
+  });
+});
+
+describe("the lease's length", () => {
+  it("takes the short base lease to decide, and extends it to the call lease right before the Cal.com call", async () => {
+    const asked: number[] = [];
+    const h = harness({
+      policy: { leaseMs: 2_000, callLeaseMs: 9_000 },
+      wrapStore: (s) => ({
+        ...s,
+        acquireLease: (u, owner, forMs) => {
+          asked.push(forMs);
+          return s.acquireLease(u, owner, forMs);
+        },
+      }),
+    });
+    h.seed();
+    let during: Date | null | undefined;
+    h.calcom.script("refreshManaged", () => {
+      during = h.store.peek(USER)?.leaseUntil;
+      return refreshed({ accessToken: "at_2", accessTokenExpiresAt: at(3_600_000) });
+    });
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "refreshed" });
+    expect(asked).toEqual([2_000, 9_000]);
+    expect(during).toEqual(at(9_000));
+  });
+
+  it("a dead holder's base lease stops blocking others once it lapses (seconds, not a minute)", async () => {
+    const h = harness({ policy: { leaseMs: 3_000, callLeaseMs: 30_000 } });
+    h.seed({ leaseOwner: "dead-process:1", leaseUntil: at(3_000) });
+    h.calcom.script("refreshManaged", refreshed({ accessToken: "at_2", accessTokenExpiresAt: at(3_600_000) }));
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "refreshed", accessToken: "at_2" });
+    // Free once lease_until < the store's clock: the first poll after 3 000 ms.
+    expect(h.now.getTime() - at(0).getTime()).toBeGreaterThan(3_000);
+    expect(h.now.getTime() - at(0).getTime()).toBeLessThanOrEqual(3_040);
+    expect(h.row()?.leaseOwner).toBeNull();
   });
 });
 

@@ -1,5 +1,5 @@
 import { refreshed } from "../../fakes/scripted-calcom-api.js";
-import { at, harness, summary, USER } from "./harness.js";
+import { at, harness, memoryHeldPairStore, summary, USER } from "./harness.js";
 
 // Writing a rotated pair: compare-and-swap, retries while the lease covers us, then a held pair.
 
@@ -41,12 +41,13 @@ describe("persisting a rotated pair", () => {
     expect(h.refresher.heldPairs.size()).toBe(0);
   });
 
-  it("a write that committed but lost its answer is not applied twice: the retry sees our own pair stored", async () => {
+  it("a write that committed but lost its answer is not applied twice: the retry finds our own pair stored, which this attempt refreshed", async () => {
     const h = harness();
     h.seed();
     h.store.failNext("saveRotated", dbDown(), { applied: true });
     h.calcom.script("refreshManaged", refreshed(newPair));
-    expect(summary(await h.refresh())).toEqual({ ok: true, how: "by_other", accessToken: "at_2", version: 2 });
+    expect(summary(await h.refresh())).toEqual({ ok: true, how: "refreshed", accessToken: "at_2", version: 2 });
+    expect(h.store.callCount("saveRotated")).toBe(2);
     expect(h.observe()).toMatchObject({
       row: { version: 2, accessToken: "at_2", leaseOwner: null },
       audits: [{ outcome: "REFRESHED", version: 2 }],
@@ -54,12 +55,28 @@ describe("persisting a rotated pair", () => {
     expect(h.refresher.heldPairs.size()).toBe(0);
   });
 
+  // The write is retried while the attempt's own lease estimate (taken before the call with
+  // callLeaseMs) has MORE than 1 s left (it was 5 s, counted from the base lease); checks run at
+  // 0, 250, 750, 1 750, 3 750 and 7 750 ms after the answer.
   it.each([
-    ["the attempts run out (6 with a 30 s lease)", { persistAttempts: 6, leaseMs: 30_000 }, 0, [250, 500, 1_000, 2_000, 4_000]],
-    ["the lease runs short first (8 s lease)", { persistAttempts: 100, leaseMs: 8_000 }, 0, [250, 500, 1_000, 2_000]],
-    ["a slow answer already used most of the lease", { persistAttempts: 100, leaseMs: 8_000 }, 2_500, [250, 500]],
+    ["the attempts run out (6 with a 30 s call lease)", { persistAttempts: 6, callLeaseMs: 30_000 }, 0, [250, 500, 1_000, 2_000, 4_000]],
+    [
+      "exactly 1 s of the lease is left (8.75 s call lease)",
+      { persistAttempts: 100, callLeaseMs: 8_750 },
+      0,
+      [250, 500, 1_000, 2_000, 4_000],
+    ],
+    [
+      "just over 1 s is left: one more retry (8.751 s call lease)",
+      { persistAttempts: 100, callLeaseMs: 8_751 },
+      0,
+      [250, 500, 1_000, 2_000, 4_000, 5_000],
+    ],
+    ["a slow answer already used most of the lease", { persistAttempts: 100, callLeaseMs: 8_000 }, 5_000, [250, 500, 1_000, 2_000]],
+    ["a slow answer left only 1 s: held at the first failure", { persistAttempts: 100, callLeaseMs: 8_000 }, 7_000, []],
   ])("holds the pair when %s: ok with the new access token, row untouched", async (_name, policy, callMs, sleeps) => {
-    const h = harness({ policy });
+    const shared = memoryHeldPairStore();
+    const h = harness({ policy: { leaseMs: 2_000, ...policy }, heldPairStore: shared.store });
     h.seed();
     h.store.failAll("saveRotated", dbDown);
     h.calcom.script("refreshManaged", () => {
@@ -73,6 +90,9 @@ describe("persisting a rotated pair", () => {
     expect(h.store.callCount("saveRotated")).toBe(sleeps.length + 1);
     expect(h.refresher.heldPairs.size()).toBe(1);
     expect(h.refresher.heldPair(USER)?.accessToken).toBe("at_2");
+    // Held in the shared store too, once (at the first failed write, not again per retry).
+    expect([...shared.pairs.values()].map((p) => p.pair.refreshToken)).toEqual(["rt_2"]);
+    expect(shared.removed).toEqual([]);
     // The lease stays ours until it lapses: nobody refreshes over the held pair with the dead token meanwhile.
     expect(h.observe()).toMatchObject({
       row: { version: 1, accessToken: "at_1", refreshToken: "rt_1", leaseOwner: "us" },
@@ -82,14 +102,74 @@ describe("persisting a rotated pair", () => {
     });
   });
 
-  it("measures the lease left for retries from when the lease was taken, not from when the refresh started", async () => {
-    const h = harness({ policy: { persistAttempts: 100, leaseMs: 8_000 } });
+  it("measures the lease left for retries from the extension before the call, not from when the refresh started", async () => {
+    const h = harness({ policy: { persistAttempts: 100, leaseMs: 2_000, callLeaseMs: 8_000 } });
     h.seed({ leaseOwner: "other", leaseUntil: at(10_000) }); // we wait ~10 s for it to lapse
     h.store.failAll("saveRotated", dbDown);
     h.calcom.script("refreshManaged", refreshed(newPair));
     await h.refresh();
-    expect(h.store.callCount("saveRotated")).toBe(5); // as with a fresh 8 s lease: 4 retries
+    expect(h.sleeps.filter((ms) => ms >= 250)).toEqual([250, 500, 1_000, 2_000, 4_000]); // as with a fresh 8 s call lease
+    expect(h.store.callCount("saveRotated")).toBe(6);
     expect(h.refresher.heldPairs.size()).toBe(1);
+  });
+
+  it("holds the pair at the FIRST failed write, here and in the shared store, and forgets it when a retry succeeds", async () => {
+    const shared = memoryHeldPairStore();
+    const h = harness({ heldPairStore: shared.store });
+    h.seed();
+    h.store.failNext("saveRotated", dbDown(), { times: 2 });
+    h.calcom.script("refreshManaged", refreshed(newPair));
+    const heldDuringRetries: (string | undefined)[][] = [];
+    const look = () => void heldDuringRetries.push([h.refresher.heldPair(USER)?.refreshToken, shared.pairs.get(USER)?.pair.refreshToken]);
+    h.duringSleep.push(look, look);
+    expect(summary(await h.refresh())).toEqual({ ok: true, how: "refreshed", accessToken: "at_2", version: 2 });
+    // A kill -9 during either retry would have left the pair in the shared store.
+    expect(heldDuringRetries).toEqual([
+      ["rt_2", "rt_2"],
+      ["rt_2", "rt_2"],
+    ]);
+    expect(shared.pairs.size).toBe(0);
+    expect(shared.removed.map((r) => r.pair.refreshToken)).toEqual(["rt_2"]);
+    expect(h.refresher.heldPairs.size()).toBe(0);
+    expect(h.observe()).toMatchObject({ row: { version: 2, refreshToken: "rt_2", leaseOwner: null }, audits: [{ outcome: "REFRESHED" }] });
+  });
+
+  it("a refresher that is closing does not retry the write: the pair stays held, here and in the shared store", async () => {
+    const shared = memoryHeldPairStore();
+    const h = harness({ heldPairStore: shared.store });
+    h.seed();
+    h.store.failAll("saveRotated", dbDown);
+    let closed: Promise<void> | undefined;
+    h.calcom.script("refreshManaged", () => {
+      closed = h.refresher.close(); // SIGTERM while Cal.com answers
+      return refreshed(newPair);
+    });
+    expect(summary(await h.refresh())).toEqual({ ok: true, how: "refreshed", accessToken: "at_2", version: 1 });
+    await closed;
+    expect(h.sleeps).toEqual([]);
+    expect(h.refresher.heldPair(USER)?.refreshToken).toBe("rt_2");
+    expect(shared.pairs.get(USER)?.pair.refreshToken).toBe("rt_2");
+    expect(h.row()).toMatchObject({ version: 1, refreshToken: "rt_1" });
+  });
+
+  it("a refresher closed between two retries stops retrying at once and leaves the pair held", async () => {
+    const shared = memoryHeldPairStore();
+    const h = harness({ heldPairStore: shared.store });
+    h.seed();
+    h.store.failAll("saveRotated", dbDown);
+    h.calcom.script("refreshManaged", refreshed(newPair));
+    let closed: Promise<void> | undefined;
+    h.duringSleep.push(() => {
+      closed = h.refresher.close();
+    });
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "refreshed", accessToken: "at_2" });
+    const writesBeforeClose = h.store.callCount("saveRotated");
+    await closed;
+    expect(h.sleeps).toEqual([250]);
+    // The first write and the one retry already under way; none after the close (the close's own flush aside).
+    expect(writesBeforeClose).toBe(2);
+    expect(h.refresher.heldPair(USER)?.refreshToken).toBe("rt_2");
+    expect(shared.pairs.get(USER)?.pair.refreshToken).toBe("rt_2");
   });
 
   it("a later flush writes the held pair: version + 1, lease released, RECOVERED audit, event and alert", async () => {

@@ -105,7 +105,7 @@ describe("rejected, managed user with a calUserId: force-refresh once", () => {
     [
       "force-refresh refused our credentials → CONFIG_ERROR, row unchanged",
       configError(403),
-      { ok: false, code: "calcom.config_error", retryable: false, retryAfterMs: undefined, hasToken: true },
+      { ok: false, code: "calcom.config_error", retryable: true, retryAfterMs: undefined, hasToken: true },
       {
         row: {
           version: 1,
@@ -135,8 +135,8 @@ describe("rejected, managed user with a calUserId: force-refresh once", () => {
     });
   });
 
-  it("runs the force-refresh under a lease extended at the rejection, not the original one", async () => {
-    const h = harness();
+  it("runs the force-refresh under a call lease extended at the rejection, not the original one", async () => {
+    const h = harness({ policy: { leaseMs: 10_000, callLeaseMs: 25_000 } });
     h.seed();
     let leaseUntil: Date | null | undefined;
     h.calcom
@@ -149,33 +149,39 @@ describe("rejected, managed user with a calUserId: force-refresh once", () => {
         return rejected(404);
       });
     await h.refresh();
-    expect(leaseUntil).toEqual(at(20_000 + h.policy.leaseMs));
+    expect(leaseUntil).toEqual(at(20_000 + h.policy.callLeaseMs));
   });
 
   it("retries the force-refreshed pair's write against the extended lease", async () => {
-    const h = harness();
+    const h = harness({ policy: { callLeaseMs: 30_000 } });
     h.seed();
     h.store.failAll("saveRotated", () => new Error("connection terminated"));
     h.calcom
       .script("refreshManaged", () => {
-        h.advance(24_000); // only 6 s left of the first lease
+        h.advance(27_000); // only 3 s left of the refresh call's lease
         return rejected(400);
       })
       .script("forceRefreshManaged", refreshed({ accessToken: "at_3", accessTokenExpiresAt: at(3_600_000) }));
     expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "force_refreshed", accessToken: "at_3" });
-    expect(h.sleeps).toEqual([250, 500, 1_000, 2_000, 4_000]); // all 6 attempts, not 3
+    expect(h.sleeps).toEqual([250, 500, 1_000, 2_000, 4_000]); // all 6 attempts, not 5
     expect(h.refresher.heldPairs.size()).toBe(1);
   });
 
-  it("does not force-refresh when another owner took the lapsed lease during a slow rejection", async () => {
-    const h = harness();
+  it("does not force-refresh when another owner took the lapsed call lease during a slow rejection", async () => {
+    const h = harness({ policy: { leaseMs: 5_000, callLeaseMs: 30_000 } });
     h.seed();
     h.calcom.script("refreshManaged", async () => {
-      h.advance(h.policy.leaseMs + 1_000);
-      await h.store.acquireLease(USER, "other", at(h.policy.leaseMs + 31_000), h.clock());
+      h.advance(h.policy.callLeaseMs + 1_000);
+      expect((await h.store.acquireLease(USER, "other", h.policy.leaseMs)).kind).toBe("acquired");
       return rejected(400);
     });
-    await h.refresh(); // outcome: see the report (by_other with the unchanged row)
+    expect(summary(await h.refresh())).toEqual({
+      ok: false,
+      code: "refresh.lease_timeout",
+      retryable: true,
+      retryAfterMs: undefined,
+      hasToken: true,
+    });
     expect(h.observe()).toMatchObject({
       calls: [refreshCall],
       audits: [],

@@ -169,13 +169,15 @@ describe("settle: retryable failures", () => {
 });
 
 describe("settle: config_error", () => {
-  it.each([401, 403])("%i: non-retryable, lease released, CONFIG_ERROR audit, no alert, row otherwise unchanged", async (status) => {
+  // Retryable since issue 7: the fleet breaker (gates.test.ts) stops further calls, and a probe resumes them by itself.
+  it.each([401, 403])("%i: retryable, lease released, CONFIG_ERROR audit, no alert, row otherwise unchanged", async (status) => {
     const h = harness();
     h.seed();
     const before = h.store.peek(USER);
     h.calcom.script("refreshManaged", configError(status));
     const outcome = await h.refresh();
-    expect(summary(outcome)).toEqual({ ok: false, code: "calcom.config_error", retryable: false, retryAfterMs: undefined, hasToken: true });
+    expect(summary(outcome)).toEqual({ ok: false, code: "calcom.config_error", retryable: true, retryAfterMs: undefined, hasToken: true });
+    expect(outcome.ok || outcome.error.message).toBe(`Cal.com rejected the client configuration (${status})`);
     expect("retryAfterMs" in outcome).toBe(false);
     expect(h.store.peek(USER)).toEqual(before);
     expect(h.observe()).toMatchObject({

@@ -1,4 +1,4 @@
-import { refreshed } from "../../fakes/scripted-calcom-api.js";
+import { configError, refreshed } from "../../fakes/scripted-calcom-api.js";
 import { at, harness, summary, USER, USER_2 } from "./harness.js";
 
 // One refresh per user at a time: in this process one shared promise, across processes the lease.
@@ -74,6 +74,49 @@ describe("single flight", () => {
     expect(h.sleeps).toHaveLength(1);
     expect(h.calcom.calls()).toHaveLength(1);
     expect(h.row()?.leaseOwner).toBeNull();
+  });
+
+  it.each([
+    ["lower case", USER.toLowerCase()],
+    ["mixed case", `${USER.slice(0, 13).toLowerCase()}${USER.slice(13)}`],
+  ])("one user, one identity: the %s and upper-case spellings share one flight and one Cal.com call", async (_name, spelling) => {
+    const h = harness();
+    h.seed();
+    h.calcom.script("refreshManaged", refreshed(newPair));
+    const a = h.refresher.refresh({ userUlid: spelling, trigger: "worker" });
+    const b = h.refresh({ trigger: "on_demand" });
+    expect(b).toBe(a);
+    expect(summary(await a)).toEqual({ ok: true, how: "refreshed", accessToken: "at_2", version: 2 });
+    expect(h.calcom.calls()).toHaveLength(1);
+    expect((await a).token?.userUlid).toBe(USER);
+  });
+
+  it("each attempt holds its own lease token (ownerId:n), never the bare process id", async () => {
+    const h = harness();
+    h.seed();
+    const owners: (string | null | undefined)[] = [];
+    const answer = (accessToken: string) => () => {
+      owners.push(h.store.peek(USER)?.leaseOwner);
+      return refreshed({ accessToken, accessTokenExpiresAt: at(3_600_000) });
+    };
+    h.calcom.script("refreshManaged", answer("at_2"), answer("at_3"));
+    await h.refresh();
+    await h.refresh();
+    expect(owners).toEqual([`${h.refresher.ownerId}:1`, `${h.refresher.ownerId}:2`]);
+  });
+
+  it("a lease an earlier attempt of this process left behind is not re-entered: the next attempt waits for it to lapse", async () => {
+    const h = harness({ policy: { leaseMs: 2_000, callLeaseMs: 5_000 } });
+    h.seed();
+    h.store.failAll("releaseLease", new Error("connection terminated"));
+    h.calcom.script("refreshManaged", configError(401), refreshed(newPair));
+    await h.refresh(); // the config error's release fails: the call lease (5 s) stays on the row
+    expect(h.store.peek(USER)).toMatchObject({ leaseOwner: `${h.refresher.ownerId}:1`, leaseUntil: at(5_000) });
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "refreshed", accessToken: "at_2" });
+    // Re-entrant for the same process, it would have called at once; a second attempt is a second owner.
+    expect(h.sleeps.length).toBeGreaterThan(0);
+    expect(h.now.getTime()).toBeGreaterThan(at(5_000).getTime());
+    expect(h.calcom.calls()).toHaveLength(2);
   });
 
   it("a Cal.com client that throws (a bug) rejects the refresh, releases the lease and clears the flight", async () => {

@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "cal_token_event" ALTER COLUMN "user_ulid" DROP NOT NULL;
+

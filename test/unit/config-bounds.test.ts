@@ -1,0 +1,104 @@
+/** Every number setting has both bounds; no duration can overflow a Node timer. */
+import { loadConfig } from "../../src/config/config.js";
+import { MAX_TIMER_MS, millis, seconds } from "../../src/config/fields.js";
+import { ConfigError } from "../../src/core/errors.js";
+
+const good = {
+  DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/x",
+  CAL_CLIENT_ID: "client",
+  CAL_CLIENT_SECRET: "super-secret-value",
+  TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}`,
+};
+
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("number bounds", () => {
+  it.each([
+    ["PORT", "70000", "from 0 to 65535"],
+    ["PORT", "-1", "from 0 to 65535"],
+    ["WORKER_CONCURRENCY", "0", "from 1 to 500"],
+    ["WORKER_CONCURRENCY", "100000", "from 1 to 500"],
+    ["CAL_REFRESH_RATE_PER_MINUTE", "0", "from 1 to 1000000"],
+    ["CAL_REFRESH_RATE_PER_MINUTE", "99999999", "from 1 to 1000000"],
+    ["AUDIT_RETENTION_DAYS", "100000", "from 1 to 3650"],
+    ["REFRESH_LEAD_SECONDS", "2147484", "of seconds from 0 to 86400"],
+    ["REFRESH_JITTER_SECONDS", "99999999", "of seconds from 0 to 86400"],
+    ["ON_DEMAND_BUFFER_SECONDS", "3601", "of seconds from 0 to 3600"],
+    ["SWEEP_INTERVAL_SECONDS", "2147484", "of seconds from 1 to 86400"],
+    ["CAL_HTTP_TIMEOUT_MS", "2147483648", "of milliseconds from 100 to 120000"],
+    ["CAL_HTTP_TIMEOUT_MS", "99", "of milliseconds from 100 to 120000"],
+    ["REFRESH_LEASE_SECONDS", "1", "of seconds from 2 to 120"],
+    ["REFRESH_LEASE_SECONDS", "121", "of seconds from 2 to 120"],
+    ["ON_DEMAND_WAIT_MS", "99", "of milliseconds from 100 to 30000"],
+    ["ON_DEMAND_WAIT_MS", "30001", "of milliseconds from 100 to 30000"],
+    ["MIN_REFRESH_INTERVAL_SECONDS", "3601", "of seconds from 0 to 3600"],
+    ["PORT", "1.5", "from 0 to 65535"],
+    ["PORT", "1e3", "from 0 to 65535"],
+    ["PORT", "ten", "from 0 to 65535"],
+  ])("%s=%s is refused (%s)", (name, value, rule) => {
+    expect(problemsOf({ ...good, [name]: value })).toEqual([`${name}: must be a whole number ${rule}`]);
+  });
+
+  it("lists every out-of-range number at once", () => {
+    const problems = problemsOf({
+      ...good,
+      PORT: "70000",
+      SWEEP_INTERVAL_SECONDS: "0",
+      CAL_HTTP_TIMEOUT_MS: "9999999999",
+      WORKER_CONCURRENCY: "0",
+    });
+    expect(problems.map((p) => p.split(":")[0]).sort()).toEqual([
+      "CAL_HTTP_TIMEOUT_MS",
+      "PORT",
+      "SWEEP_INTERVAL_SECONDS",
+      "WORKER_CONCURRENCY",
+    ]);
+  });
+
+  it("accepts both ends of each range", () => {
+    const low = loadConfig({ ...good, PORT: "0", REFRESH_LEASE_SECONDS: "2", ON_DEMAND_WAIT_MS: "100", MIN_REFRESH_INTERVAL_SECONDS: "0" });
+    expect([low.port, low.refresh.leaseMs, low.refresh.onDemandWaitMs, low.refresh.minIntervalMs]).toEqual([0, 2_000, 100, 0]);
+    const high = loadConfig({
+      ...good,
+      PORT: "65535",
+      REFRESH_LEASE_SECONDS: "120",
+      ON_DEMAND_WAIT_MS: "30000",
+      MIN_REFRESH_INTERVAL_SECONDS: "3600",
+    });
+    expect([high.port, high.refresh.leaseMs, high.refresh.onDemandWaitMs, high.refresh.minIntervalMs]).toEqual([
+      65_535, 120_000, 30_000, 3_600_000,
+    ]);
+  });
+
+  it("no duration setting can reach a Node timer's 2^31 − 1 ms, at its maximum", () => {
+    const c = loadConfig({
+      ...good,
+      REFRESH_LEAD_SECONDS: "86400",
+      REFRESH_JITTER_SECONDS: "86400",
+      ON_DEMAND_BUFFER_SECONDS: "3600",
+      ON_DEMAND_WAIT_MS: "30000",
+      MIN_REFRESH_INTERVAL_SECONDS: "3600",
+      SWEEP_INTERVAL_SECONDS: "86400",
+      CAL_HTTP_TIMEOUT_MS: "120000",
+      REFRESH_LEASE_SECONDS: "120",
+    });
+    const { ratePerMinute: _count, ...durationsMs } = c.refresh;
+    const durations = [...Object.values(durationsMs), c.sweepIntervalMs, c.calcom.timeoutMs];
+    for (const ms of durations) expect(ms).toBeLessThanOrEqual(MAX_TIMER_MS);
+    expect(MAX_TIMER_MS).toBe(2 ** 31 - 1);
+  });
+
+  it("a duration helper cannot be declared with a bound past a timer's range", () => {
+    expect(() => seconds(0, 2_147_484)).toThrow(/exceeds a Node timer/);
+    expect(() => millis(0, 2 ** 31)).toThrow(/exceeds a Node timer/);
+    expect(() => seconds(0, 2_147_483)).not.toThrow();
+  });
+});
