@@ -71,6 +71,17 @@ describe("with the worker running", () => {
     worker = await startWorker(workerEnv(h, prefix));
   });
 
+  it("a row this client cannot decrypt is token.decrypt_failed, not queue.unavailable", async () => {
+    const u = await h.seedManaged();
+    const wrongKey = h.newClient({ TOKEN_ENCRYPTION_KEYS: `other:${Buffer.alloc(32, 7).toString("base64")}` });
+    const res = await wrongKey.requestCalTokenRefresh(u.userUlid, { wait: true, timeoutMs: 10_000 });
+    expect(res).toEqual({
+      success: false,
+      refreshed: false,
+      error: expect.objectContaining({ code: "token.decrypt_failed", retryable: false }),
+    });
+  });
+
   it("wait:true returns the refreshed token read from the database", async () => {
     const u = await h.seedManaged();
     const res = await h.client.requestCalTokenRefresh(u.userUlid, { wait: true, timeoutMs: 10_000 });
