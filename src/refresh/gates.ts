@@ -36,8 +36,9 @@ export async function passGates(a: Attempt, opts: { checkBreaker: boolean }): Pr
     if (state.open) {
       probe = await ask(a, () => breaker.claimProbe(ctx.clock()), false);
       if (!probe) {
+        // The reason stays out of the result: anyone who can write Redis could put text there.
         const wait = Math.max(MIN_RETRY_AFTER_MS, state.probeAt.getTime() - ctx.clock().getTime());
-        return refuse(a, failed(token, failure("callsSuspended", state.reason), wait));
+        return refuse(a, failed(token, failure("callsSuspended"), wait));
       }
       ctx.log.warn({ userUlid: token.userUlid, reason: state.reason }, "token calls are suspended; probing Cal.com with this refresh");
     }
