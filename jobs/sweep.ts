@@ -1,7 +1,9 @@
 /**
  * The sweep: the safety net for lost Redis state, rows written by other code and missed runs. It
  * pages (keyset) through ACTIVE rows due within the next interval and (re)puts each user's delayed
- * job at the row's nextRefreshAt. Adds are deduplicated per user, so a user who has a job keeps it.
+ * job at the row's nextRefreshAt. Adds are deduplicated per user, so a user who has a job keeps it
+ * (a job waiting out a retry keeps its attempts; once it has failed for good BullMQ releases its
+ * deduplication key and the next sweep queues a fresh job, so a failing user stays covered).
  * Cost grows with the number of due rows, not the table; a time budget bounds one run.
  */
 import type { Job, Queue } from "bullmq";

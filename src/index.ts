@@ -5,11 +5,12 @@ export {
   saveCalTokens,
   getCalTokenStatus,
   requestCalTokenRefresh,
+  completeCalConnection,
   closeCalTokenClient,
 } from "./wiring/default-client.js";
 export { createCalTokenClient } from "./wiring/cal-token-client.js";
 export type { CalTokenClient, CalTokenClientOptions } from "./wiring/cal-token-client.js";
-export type { HandleApiResponseOptions, RequestRefreshOptions } from "./ondemand/on-demand-service.js";
+export type { CompleteCalConnectionInput, HandleApiResponseOptions, RequestRefreshOptions } from "./ondemand/on-demand-service.js";
 export type {
   CalTokenInfo,
   CalTokenKind,

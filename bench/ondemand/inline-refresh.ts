@@ -37,6 +37,8 @@ interface Calls {
 
 async function inlineRefresh(ctx: BenchContext): Promise<Row[]> {
   const config = loadConfig(ctx.env());
+  const platform = config.calcom.platform;
+  if (!platform) throw new Error("the bench seeds managed users: it needs CAL_CLIENT_ID and CAL_CLIENT_SECRET");
   const fake = ctx.fake;
   const client = ctx.createClient({ databasePoolSize: POOL_SIZE });
   const prisma = ctx.createPrisma(POOL_SIZE);
@@ -60,7 +62,7 @@ async function inlineRefresh(ctx: BenchContext): Promise<Row[]> {
   const tracedUsers = seeded.slice(iterations + warmup);
 
   /** The fake's own response time: a raw fetch of the same endpoint with a fresh refresh token. */
-  const refreshUrl = `${fake.url}/v2/oauth/${encodeURIComponent(config.calcom.clientId)}/refresh`;
+  const refreshUrl = `${fake.url}/v2/oauth/${encodeURIComponent(platform.clientId)}/refresh`;
   const rawRefresh = async (): Promise<number> => {
     const { refreshToken } = fake.createManagedUser();
     const t0 = performance.now();
@@ -68,8 +70,8 @@ async function inlineRefresh(ctx: BenchContext): Promise<Row[]> {
       method: "POST",
       headers: {
         "content-type": "application/json",
-        "x-cal-secret-key": config.calcom.clientSecret,
-        "x-cal-client-id": config.calcom.clientId,
+        "x-cal-secret-key": platform.clientSecret,
+        "x-cal-client-id": platform.clientId,
       },
       body: JSON.stringify({ refreshToken }),
     });

@@ -47,17 +47,19 @@ export function classifyResponse(
   if (rejection) return { kind: "rejected", status, code: err.code ?? `HTTP_${status}`, message: text };
 
   const { outcome } = statusRule(status);
+  // Cal.com's own error code (never a body or a token) rides along for Bull Board and the job's log.
+  const code = err.code !== undefined ? { code: err.code } : {};
   switch (outcome.kind) {
     case "rate_limited":
       return { kind: "rate_limited", status: 429, resetMs: rateLimitResetMs(headers, nowMs) };
     case "transient": {
       const mayHaveRotated = outcome.reason === "server_error" && !NOT_COMMITTED_5XX.includes(status);
-      return { kind: "transient", reason: outcome.reason, status, mayHaveRotated, message: text };
+      return { kind: "transient", reason: outcome.reason, status, mayHaveRotated, message: text, ...code };
     }
     case "config_error":
       return { kind: "config_error", status, message: `${text} (${configHint(status, err)})` };
     case "malformed":
-      return malformed(status, `unexpected status: ${text}`, false);
+      return { kind: "malformed", status, message: `unexpected status: ${text}`, mayHaveRotated: false, ...code };
   }
 }
 

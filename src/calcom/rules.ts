@@ -10,8 +10,8 @@
  */
 import type { ErrorBody, ErrorShape } from "./error-body.js";
 
-/** The three token calls; the same answer means different things on each. */
-export type TokenEndpoint = "managed.refresh" | "managed.forceRefresh" | "oauth2.token";
+/** The token calls; the same answer means different things on each. `oauth2.code` is the code exchange. */
+export type TokenEndpoint = "managed.refresh" | "managed.forceRefresh" | "oauth2.token" | "oauth2.code";
 
 export interface RejectionRule {
   /** Stable name (tests, docs). */
@@ -63,6 +63,16 @@ export const REJECTION_RULES: readonly RejectionRule[] = [
     shapes: ["rfc6749", "calcom"],
     code: "invalid_grant",
     doc: "docs/calcom-api.md#oauth2-token-endpoint",
+  },
+  {
+    // The code is unknown, expired or used, or its redirect URI or PKCE challenge does not match: the
+    // user has to start the connection again. Not a grant that died: there was none yet.
+    id: "oauth2.code_rejected",
+    endpoint: "oauth2.code",
+    status: 400,
+    shapes: ["rfc6749", "calcom"],
+    code: "invalid_grant",
+    doc: "docs/calcom-api.md#oauth2-authorization-code",
   },
 ];
 

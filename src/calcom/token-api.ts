@@ -1,7 +1,9 @@
 /**
  * The Cal.com token client on a dedicated got instance. Endpoints: docs/calcom-api.md#managed-user-refresh,
- * docs/calcom-api.md#managed-user-force-refresh and docs/calcom-api.md#oauth2-token-endpoint.
- * Every HTTP outcome becomes a `CalRefreshResult` (see classify.ts); only programmer errors throw.
+ * docs/calcom-api.md#managed-user-force-refresh, docs/calcom-api.md#oauth2-token-endpoint and
+ * docs/calcom-api.md#oauth2-authorization-code. Every HTTP outcome becomes a `CalRefreshResult` (see
+ * classify.ts); only programmer errors throw, such as a call for a kind whose client is not configured
+ * (the refresher and the connect helper check that first, docs/oauth2.md#configuration).
  */
 import http from "node:http";
 import https from "node:https";
@@ -15,14 +17,18 @@ import { classifyRequestError } from "./request-error.js";
 
 export interface CalcomTokenApiDeps {
   baseUrl: string;
-  /** Platform (managed users) OAuth client. */
-  clientId: string;
-  clientSecret: string;
+  /** Platform (managed users) OAuth client: both or neither. */
+  clientId?: string;
+  clientSecret?: string;
   /** Whole-request budget. The refresh lease must outlive it. */
   timeoutMs: number;
   logger: Logger;
-  /** OAuth2 app credentials; default to clientId/clientSecret. */
-  oauth2?: { clientId: string; clientSecret: string };
+  /**
+   * OAuth 2.0 app (oauth2 users). Without `clientSecret` (or with null) it is a public client: no
+   * client_secret is sent, and a code exchange must carry a PKCE verifier. Never the Platform client's
+   * values: Cal.com knows them as different clients (docs/oauth2.md#why-no-fallback).
+   */
+  oauth2?: { clientId: string; clientSecret?: string | null };
   /** Wall clock in epoch ms: relative expiries count from the request's start, absolute ones are checked against it. */
   now?: () => number;
 }
@@ -32,14 +38,20 @@ export interface HttpCalcomTokenApi extends CalcomTokenApi {
   close(): void;
 }
 
+interface PlatformClient {
+  clientId: string;
+  clientSecret: string;
+}
+interface OAuth2App {
+  clientId: string;
+  clientSecret: string | null;
+}
+
 export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenApi {
   const base = checkedBaseUrl(deps.baseUrl);
-  requireText(deps.clientId, "clientId");
-  requireText(deps.clientSecret, "clientSecret");
   if (!Number.isFinite(deps.timeoutMs) || deps.timeoutMs <= 0) throw new TypeError("timeoutMs must be a positive number");
-  const oauth2 = deps.oauth2 ?? { clientId: deps.clientId, clientSecret: deps.clientSecret };
-  requireText(oauth2.clientId, "oauth2.clientId");
-  requireText(oauth2.clientSecret, "oauth2.clientSecret");
+  const platform = platformClient(deps);
+  const oauth2 = oauth2App(deps.oauth2);
   const now = deps.now ?? Date.now;
   const log = componentLogger(deps.logger, "tokenService");
 
@@ -66,10 +78,14 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
   });
   // x-cal-client-id moves these calls from the per-IP bucket (120/min) to the client bucket (500/min)
   // (docs/calcom-api.md#rate-limits).
-  const platformHeaders = { "x-cal-secret-key": deps.clientSecret, "x-cal-client-id": deps.clientId };
+  const platformHeaders = (p: PlatformClient) => ({ "x-cal-secret-key": p.clientSecret, "x-cal-client-id": p.clientId });
   // The OAuth2 endpoint authenticates by the body's client_id/client_secret and ignores the header; the
   // throttler reads it first, so token calls get their own client bucket instead of sharing our IP's.
-  const oauth2Headers = { "x-cal-client-id": oauth2.clientId };
+  const oauth2Headers = (app: OAuth2App) => ({ "x-cal-client-id": app.clientId });
+  // A public client has no secret: client_id alone (plus PKCE on a code exchange) identifies it.
+  const oauth2Credentials = (app: OAuth2App) =>
+    app.clientSecret === null ? { client_id: app.clientId } : { client_id: app.clientId, client_secret: app.clientSecret };
+  const tokenUrl = `${base}/v2/auth/oauth2/token`;
 
   async function call(
     op: TokenEndpoint,
@@ -98,30 +114,44 @@ export function createCalcomTokenApi(deps: CalcomTokenApiDeps): HttpCalcomTokenA
     return result;
   }
 
-  const managedSecrets = [deps.clientSecret];
-  const oauth2Secrets = [oauth2.clientSecret];
+  const secretsOf = (c: { clientSecret: string | null }, ...more: (string | undefined)[]): string[] =>
+    [c.clientSecret, ...more].filter((v): v is string => typeof v === "string");
 
   return {
     // async, so a programmer error (bad argument) surfaces as a rejected promise, not a sync throw.
     async refreshManaged(refreshToken) {
       requireText(refreshToken, "refreshToken");
-      const url = `${base}/v2/oauth/${encodeURIComponent(deps.clientId)}/refresh`;
-      return call("managed.refresh", url, { headers: platformHeaders, json: { refreshToken } }, [...managedSecrets, refreshToken]);
+      const p = configured(platform, "the Platform client (CAL_CLIENT_ID, CAL_CLIENT_SECRET)");
+      const url = `${base}/v2/oauth/${encodeURIComponent(p.clientId)}/refresh`;
+      return call("managed.refresh", url, { headers: platformHeaders(p), json: { refreshToken } }, secretsOf(p, refreshToken));
     },
     async forceRefreshManaged(calUserId) {
       if (!Number.isSafeInteger(calUserId) || calUserId <= 0) throw new TypeError("calUserId must be a positive integer");
-      const url = `${base}/v2/oauth-clients/${encodeURIComponent(deps.clientId)}/users/${calUserId}/force-refresh`;
-      return call("managed.forceRefresh", url, { headers: platformHeaders }, managedSecrets);
+      const p = configured(platform, "the Platform client (CAL_CLIENT_ID, CAL_CLIENT_SECRET)");
+      const url = `${base}/v2/oauth-clients/${encodeURIComponent(p.clientId)}/users/${calUserId}/force-refresh`;
+      return call("managed.forceRefresh", url, { headers: platformHeaders(p) }, secretsOf(p));
     },
     async refreshOAuth2(refreshToken) {
       requireText(refreshToken, "refreshToken");
+      const app = configured(oauth2, "the OAuth 2.0 app (CAL_OAUTH_CLIENT_ID)");
+      const json = { grant_type: "refresh_token", ...oauth2Credentials(app), refresh_token: refreshToken };
+      return call("oauth2.token", tokenUrl, { headers: oauth2Headers(app), json }, secretsOf(app, refreshToken));
+    },
+    async exchangeAuthorizationCode({ code, redirectUri, codeVerifier }) {
+      requireText(code, "code");
+      requireText(redirectUri, "redirectUri");
+      if (codeVerifier !== undefined) requireText(codeVerifier, "codeVerifier");
+      const app = configured(oauth2, "the OAuth 2.0 app (CAL_OAUTH_CLIENT_ID)");
+      if (app.clientSecret === null && codeVerifier === undefined)
+        throw new TypeError("a public client's code exchange needs codeVerifier (PKCE)");
       const json = {
-        grant_type: "refresh_token",
-        client_id: oauth2.clientId,
-        client_secret: oauth2.clientSecret,
-        refresh_token: refreshToken,
+        grant_type: "authorization_code",
+        ...oauth2Credentials(app),
+        code,
+        redirect_uri: redirectUri,
+        ...(codeVerifier === undefined ? {} : { code_verifier: codeVerifier }),
       };
-      return call("oauth2.token", `${base}/v2/auth/oauth2/token`, { headers: oauth2Headers, json }, [...oauth2Secrets, refreshToken]);
+      return call("oauth2.code", tokenUrl, { headers: oauth2Headers(app), json }, secretsOf(app, code, codeVerifier));
     },
     close() {
       agent.http.destroy();
@@ -167,6 +197,27 @@ function checkedBaseUrl(raw: string): string {
   if (u.username !== "" || u.password !== "") throw new TypeError("baseUrl must not contain credentials");
   if (u.search !== "" || u.hash !== "") throw new TypeError("baseUrl must not have a query or fragment");
   return raw.replace(/\/+$/, "");
+}
+
+function platformClient(deps: CalcomTokenApiDeps): PlatformClient | null {
+  if (deps.clientId === undefined && deps.clientSecret === undefined) return null;
+  requireText(deps.clientId, "clientId");
+  requireText(deps.clientSecret, "clientSecret");
+  return { clientId: deps.clientId, clientSecret: deps.clientSecret };
+}
+
+function oauth2App(app: CalcomTokenApiDeps["oauth2"]): OAuth2App | null {
+  if (app === undefined) return null;
+  requireText(app.clientId, "oauth2.clientId");
+  const secret = app.clientSecret ?? null;
+  if (secret !== null) requireText(secret, "oauth2.clientSecret");
+  return { clientId: app.clientId, clientSecret: secret };
+}
+
+/** The client for a call; a call without one is a bug of the caller, which checks the configuration first. */
+function configured<T>(client: T | null, what: string): T {
+  if (client === null) throw new Error(`${what} is not configured; this call should not have been made`);
+  return client;
 }
 
 function requireText(v: unknown, name: string): asserts v is string {

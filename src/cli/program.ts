@@ -1,17 +1,19 @@
 /**
- * `cal-tokens`: the operator's CLI (docs/architecture.md#public-surface). buildProgram() wires the
- * commands to injected io so tests run it in-process; runCli() parses argv, maps commander's usage
- * errors to exit 2 and calls io.exit exactly once, after the command closed its connections.
+ * `cal-tokens`: the operator's CLI (docs/cli.md). buildProgram() wires the commands to injected io
+ * so tests run it in-process; runCli() parses argv, maps commander's usage errors to exit 2 and
+ * calls io.exit exactly once, after the command closed its connections.
  */
 import { Command, CommanderError } from "commander";
 import type { CliDeps } from "./context.js";
 import { EXIT } from "./io.js";
 import { registerImport } from "./commands/import.js";
 import { registerList } from "./commands/list.js";
+import { registerMigrate } from "./commands/migrate.js";
 import { registerRefresh } from "./commands/refresh.js";
 import { registerRotateKey } from "./commands/rotate-key.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSweep } from "./commands/sweep.js";
+import { packageVersion } from "./version.js";
 
 export type { CliDeps } from "./context.js";
 
@@ -22,7 +24,12 @@ export function buildProgram(deps: CliDeps): Command {
     .description(
       "Operate the Cal.com token store: import, inspect, refresh, sweep, rotate the encryption key.\nConfiguration comes from the environment (see .env.example).",
     )
-    .addHelpText("after", "\nExit codes: 0 ok, 1 operation failed, 2 usage or configuration error.")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .addHelpText(
+      "after",
+      "\nExit codes: 0 ok; 1 the operation failed (a retry may succeed); 2 usage, configuration or setup error.\n" +
+        "Every command takes --json. Details: docs/cli.md.",
+    )
     // Settings set here are inherited by the subcommands created below.
     .exitOverride()
     .configureOutput({
@@ -37,6 +44,7 @@ export function buildProgram(deps: CliDeps): Command {
   registerSweep(program, deps, done);
   registerList(program, deps, done);
   registerRotateKey(program, deps, done);
+  registerMigrate(program, deps, done);
   return program;
 }
 

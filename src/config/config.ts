@@ -1,17 +1,24 @@
 import type { z } from "zod";
 import { ConfigError } from "../core/errors.js";
 import { crossFieldProblems, envSchema } from "./schema.js";
+import { SSL_MODES, withSslMode } from "../store/pg-tls.js";
 
 /** Typed configuration. Built once per process by its composition root and passed down. */
 export interface Config {
   databaseUrl: string;
   redisUrl: string;
+  /** REDIS_URL is one node of a Redis Cluster (REDIS_CLUSTER); the prefix is then a hash tag (checked). */
+  redisCluster: boolean;
   calcom: {
     apiUrl: string;
-    clientId: string;
-    clientSecret: string;
-    /** OAuth 2.0 app credentials for oauth2 users (the platform client's when not set). */
-    oauth2: { clientId: string; clientSecret: string };
+    /** The Platform OAuth client (managed users), or null when not configured (docs/oauth2.md#configuration). */
+    platform: { clientId: string; clientSecret: string } | null;
+    /**
+     * The OAuth 2.0 app (oauth2 users), or null when not configured. A null `clientSecret` is a public
+     * client, which authenticates with PKCE instead. Never the Platform client's values: they are
+     * different clients at Cal.com (docs/oauth2.md#why-no-fallback).
+     */
+    oauth2: { clientId: string; clientSecret: string | null } | null;
     timeoutMs: number;
   };
   encryptionKeys: { id: string; key: Buffer }[];
@@ -23,6 +30,8 @@ export interface Config {
     onDemandWaitMs: number;
     /** Minimum time between two refreshes of one user (MIN_REFRESH_INTERVAL_SECONDS); stops loops. */
     minIntervalMs: number;
+    /** The in-process access-token cache (TOKEN_CACHE_SECONDS, 0 = off; TOKEN_CACHE_MAX_USERS). */
+    cache: { ttlMs: number; maxUsers: number };
     /** Base lease held outside Cal.com calls, renewed before each call to cover its timeout. */
     leaseMs: number;
     ratePerMinute: number;
@@ -54,16 +63,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   return {
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl: withSslMode(e.DATABASE_URL, e.PGSSLMODE),
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER,
     calcom: {
       apiUrl: e.CAL_API_URL.origin,
-      clientId: e.CAL_CLIENT_ID,
-      clientSecret: e.CAL_CLIENT_SECRET,
-      oauth2: {
-        clientId: e.CAL_OAUTH_CLIENT_ID ?? e.CAL_CLIENT_ID,
-        clientSecret: e.CAL_OAUTH_CLIENT_SECRET ?? e.CAL_CLIENT_SECRET,
-      },
+      // crossFieldProblems has checked the pairs: the Platform client has both values or neither.
+      platform: e.CAL_CLIENT_ID && e.CAL_CLIENT_SECRET ? { clientId: e.CAL_CLIENT_ID, clientSecret: e.CAL_CLIENT_SECRET } : null,
+      oauth2: e.CAL_OAUTH_CLIENT_ID ? { clientId: e.CAL_OAUTH_CLIENT_ID, clientSecret: e.CAL_OAUTH_CLIENT_SECRET ?? null } : null,
       timeoutMs: e.CAL_HTTP_TIMEOUT_MS,
     },
     encryptionKeys: e.TOKEN_ENCRYPTION_KEYS,
@@ -73,6 +80,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       onDemandBufferMs: e.ON_DEMAND_BUFFER_SECONDS * 1000,
       onDemandWaitMs: e.ON_DEMAND_WAIT_MS,
       minIntervalMs: e.MIN_REFRESH_INTERVAL_SECONDS * 1000,
+      cache: { ttlMs: e.TOKEN_CACHE_SECONDS * 1000, maxUsers: e.TOKEN_CACHE_MAX_USERS },
       leaseMs: e.REFRESH_LEASE_SECONDS * 1000,
       ratePerMinute: e.CAL_REFRESH_RATE_PER_MINUTE,
     },
@@ -98,7 +106,11 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 /** For tools that need only the database (migrations): the same validation, without the rest. */
 export function loadDatabaseUrl(env: Record<string, string | undefined> = process.env): string {
   const parsed = envSchema.shape.DATABASE_URL.safeParse(env.DATABASE_URL);
-  if (!parsed.success)
-    throw new ConfigError([`DATABASE_URL: ${env.DATABASE_URL ? "must be a postgres:// or postgresql:// URL" : "required"}`]);
-  return parsed.data;
+  if (!parsed.success) {
+    const problem = parsed.error.issues.find((i) => i.code === "custom")?.message ?? "must be a postgres:// or postgresql:// URL";
+    throw new ConfigError([`DATABASE_URL: ${env.DATABASE_URL ? problem : "required"}`]);
+  }
+  const mode = envSchema.shape.PGSSLMODE.safeParse(env.PGSSLMODE?.trim() || undefined);
+  if (!mode.success) throw new ConfigError([`PGSSLMODE: must be one of ${SSL_MODES.join(", ")}`]);
+  return withSslMode(parsed.data, mode.data);
 }

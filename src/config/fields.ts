@@ -30,6 +30,43 @@ function assertTimerBound(maxMs: number): void {
   if (maxMs > MAX_TIMER_MS) throw new Error(`config schema: a duration bound of ${maxMs} ms exceeds a Node timer's ${MAX_TIMER_MS} ms`);
 }
 
+/**
+ * A Cal.com client id. It goes into a URL path and a header, so visible ASCII without spaces; Cal.com's
+ * ids are a few dozen characters.
+ */
+export const clientId = z
+  .string()
+  .trim()
+  .regex(/^[\x21-\x7e]{1,256}$/, "must be 1 to 256 visible ASCII characters without spaces");
+
+/** A Cal.com client secret: it goes into a header or a form field. The message never quotes it. */
+export const clientSecret = z
+  .string()
+  .trim()
+  .regex(/^[\x21-\x7e]{1,4096}$/, "must be 1 to 4096 visible ASCII characters without spaces");
+
+/** A switch: true/false, 1/0, yes/no or on/off (any case). */
+const TRUE_WORDS = ["true", "1", "yes", "on"];
+const FALSE_WORDS = ["false", "0", "no", "off"];
+export const flag = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => TRUE_WORDS.includes(v) || FALSE_WORDS.includes(v), "must be true or false (or 1/0, yes/no, on/off)")
+  .transform((v) => TRUE_WORDS.includes(v));
+
+/**
+ * The hash tag Redis Cluster hashes a key by, as Redis finds it: the text between the first "{" and
+ * the first "}" after it, if that is not empty; null when there is none (the whole key is hashed).
+ * Every key under a prefix that has one lands in the same slot, whatever follows the prefix.
+ */
+export function hashTag(key: string): string | null {
+  const open = key.indexOf("{");
+  if (open < 0) return null;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : null;
+}
+
 export const url = (protocols: RegExp) =>
   z
     .string()

@@ -1,19 +1,27 @@
 import { z } from "zod";
-import { apiOrigin, bearerToken, encryptionKeys, int, millis, seconds, url } from "./fields.js";
+import { apiOrigin, bearerToken, clientId, clientSecret, encryptionKeys, flag, hashTag, int, millis, seconds, url } from "./fields.js";
+import { hasKnownSslMode, SSL_MODES } from "../store/pg-tls.js";
+
+export const DEFAULT_QUEUE_PREFIX = "caltok";
 
 /**
  * Every number has both bounds: a typo must not pass as a setting (PORT=70000), and no duration may
  * exceed what a Node timer holds (`seconds`/`millis` enforce it on the bounds themselves).
  */
 export const envSchema = z.object({
-  DATABASE_URL: url(/^postgres(ql)?$/),
+  DATABASE_URL: url(/^postgres(ql)?$/).refine(hasKnownSslMode, `sslmode must be one of ${SSL_MODES.join(", ")}`),
+  /** TLS for Postgres when DATABASE_URL has no sslmode of its own (docs/deploy-heroku.md#postgres-tls). */
+  PGSSLMODE: z.enum(SSL_MODES).optional(),
   REDIS_URL: url(/^rediss?$/).default("redis://127.0.0.1:6379"),
+  /** REDIS_URL names one node of a Redis Cluster (the client discovers the rest); QUEUE_PREFIX must then be a hash tag. */
+  REDIS_CLUSTER: flag.default(false),
   CAL_API_URL: apiOrigin.default({ origin: "https://api.cal.com", note: null }),
-  CAL_CLIENT_ID: z.string().trim().min(1),
-  CAL_CLIENT_SECRET: z.string().trim().min(1),
-  /** Cal.com OAuth 2.0 app (oauth2 users); defaults to the platform client above. */
-  CAL_OAUTH_CLIENT_ID: z.string().trim().min(1).optional(),
-  CAL_OAUTH_CLIENT_SECRET: z.string().trim().min(1).optional(),
+  /** Cal.com Platform client (managed users): both or neither. At least one kind of client is set (clientProblems). */
+  CAL_CLIENT_ID: clientId.optional(),
+  CAL_CLIENT_SECRET: clientSecret.optional(),
+  /** Cal.com OAuth 2.0 app (oauth2 users), on its own; no secret = a public client using PKCE. */
+  CAL_OAUTH_CLIENT_ID: clientId.optional(),
+  CAL_OAUTH_CLIENT_SECRET: clientSecret.optional(),
   TOKEN_ENCRYPTION_KEYS: encryptionKeys,
   REFRESH_LEAD_SECONDS: seconds(0, 86_400).default(600),
   REFRESH_JITTER_SECONDS: seconds(0, 86_400).default(300),
@@ -22,6 +30,10 @@ export const envSchema = z.object({
   ON_DEMAND_WAIT_MS: millis(100, 30_000).default(2_000),
   /** Minimum time between two refreshes of one user (stops refresh loops). */
   MIN_REFRESH_INTERVAL_SECONDS: seconds(0, 3_600).default(30),
+  /** How long a request path may serve a user's access token from this process's memory; 0 turns it off. */
+  TOKEN_CACHE_SECONDS: seconds(0, 300).default(30),
+  /** How many users' access tokens one process keeps in memory. */
+  TOKEN_CACHE_MAX_USERS: int(1, 1_000_000).default(10_000),
   SWEEP_INTERVAL_SECONDS: seconds(1, 86_400).default(60),
   WORKER_CONCURRENCY: int(1, 500).default(10),
   CAL_REFRESH_RATE_PER_MINUTE: int(1, 1_000_000).default(450),
@@ -37,7 +49,7 @@ export const envSchema = z.object({
   METRICS_BEARER_TOKEN: bearerToken.optional(),
   PORT: int(0, 65_535).default(3000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  QUEUE_PREFIX: z.string().trim().min(1).default("caltok"),
+  QUEUE_PREFIX: z.string().trim().min(1).default(DEFAULT_QUEUE_PREFIX),
 });
 
 /**
@@ -45,10 +57,7 @@ export const envSchema = z.object({
  * per-variable problems (zod skips object refinements when any field failed).
  */
 export function crossFieldProblems(env: Record<string, string | undefined>): string[] {
-  const problems: string[] = [];
-  if (Boolean(env.CAL_OAUTH_CLIENT_ID) !== Boolean(env.CAL_OAUTH_CLIENT_SECRET)) {
-    problems.push("CAL_OAUTH_CLIENT_SECRET: set both CAL_OAUTH_CLIENT_ID and CAL_OAUTH_CLIENT_SECRET, or neither");
-  }
+  const problems: string[] = [...clientProblems(env), ...clusterProblems(env)];
   if (env.EVENTS_WEBHOOK_URL && !env.EVENTS_WEBHOOK_SECRET) {
     problems.push("EVENTS_WEBHOOK_SECRET: required when EVENTS_WEBHOOK_URL is set");
   }
@@ -57,5 +66,55 @@ export function crossFieldProblems(env: Record<string, string | undefined>): str
   }
   return problems;
 }
+
+/**
+ * Redis Cluster (docs/operations.md#redis-cluster): BullMQ's scripts and ours touch several keys of one
+ * prefix at once, which a cluster allows only within one slot, so the prefix must carry a hash tag.
+ * A cluster has database 0 only. (An unparsable REDIS_CLUSTER or REDIS_URL is reported by the schema.)
+ */
+function clusterProblems(env: Record<string, string | undefined>): string[] {
+  const on = flag.safeParse(env.REDIS_CLUSTER ?? "false");
+  if (!on.success || !on.data) return [];
+  const problems: string[] = [];
+  const prefix = (env.QUEUE_PREFIX ?? DEFAULT_QUEUE_PREFIX).trim();
+  if (hashTag(prefix) === null) {
+    problems.push(
+      `QUEUE_PREFIX: must contain a Redis hash tag such as {${prefix.replace(/[{}]/g, "") || DEFAULT_QUEUE_PREFIX}} when REDIS_CLUSTER is on ` +
+        `(every key of the prefix must share one slot); got ${JSON.stringify(prefix)}`,
+    );
+  }
+  const path = redisUrlPath(env.REDIS_URL);
+  if (path !== "" && path !== "0") problems.push(`REDIS_URL: a Redis Cluster has only database 0; remove "/${path}" from the URL`);
+  return problems;
+}
+
+/** The path of a redis:// URL without its slashes (the database number), or "" (none, or not a URL). */
+function redisUrlPath(raw: string | undefined): string {
+  if (!raw) return "";
+  try {
+    return new URL(raw.trim()).pathname.replace(/^\/+|\/+$/g, "");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The two kinds of Cal.com client, each on its own (docs/oauth2.md#configuration): the Platform client
+ * needs its id and secret together; the OAuth 2.0 app needs its id, and a secret only if it is a
+ * confidential client. At least one must be configured. One line per problem, values never echoed.
+ */
+function clientProblems(env: Record<string, string | undefined>): string[] {
+  const { CAL_CLIENT_ID: id, CAL_CLIENT_SECRET: secret, CAL_OAUTH_CLIENT_ID: oauthId, CAL_OAUTH_CLIENT_SECRET: oauthSecret } = env;
+  const problems: string[] = [];
+  if (id && !secret) problems.push("CAL_CLIENT_SECRET: required when CAL_CLIENT_ID is set (the Platform client needs both)");
+  if (secret && !id) problems.push("CAL_CLIENT_ID: required when CAL_CLIENT_SECRET is set (the Platform client needs both)");
+  if (oauthSecret && !oauthId) problems.push("CAL_OAUTH_CLIENT_ID: required when CAL_OAUTH_CLIENT_SECRET is set");
+  if (!id && !secret && !oauthId && !oauthSecret) problems.push(NO_CLIENT);
+  return problems;
+}
+
+export const NO_CLIENT =
+  "CAL_OAUTH_CLIENT_ID or CAL_CLIENT_ID: required: no Cal.com client is configured; set CAL_OAUTH_CLIENT_ID (an OAuth 2.0 app; " +
+  "CAL_OAUTH_CLIENT_SECRET too unless it is a public PKCE client) and/or CAL_CLIENT_ID and CAL_CLIENT_SECRET (a Platform client, for managed users)";
 
 export type Env = z.output<typeof envSchema>;

@@ -42,9 +42,11 @@ export type CalRefreshResult =
       status: number | null;
       mayHaveRotated: boolean;
       message: string;
+      /** Cal.com's error code when its answer carried one (e.g. `ServiceUnavailableException`). */
+      code?: string;
     }
   /** A response we cannot use (bad JSON, wrong shape, HTML error page with a 2xx, an odd status, …). */
-  | { kind: "malformed"; status: number; message: string; mayHaveRotated: boolean }
+  | { kind: "malformed"; status: number; message: string; mayHaveRotated: boolean; code?: string }
   /**
    * 400/401/403/404 that is not a documented rejection: our client credentials, our request or our
    * CAL_API_URL is wrong (a route-level 404, a proxy page, a validation error). Says nothing about the

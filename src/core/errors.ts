@@ -26,6 +26,10 @@ export const ERROR_CODES = {
   refreshFailed: "refresh.failed",
   queueUnavailable: "queue.unavailable",
   config: "config.invalid",
+  /** The Cal.com client for this kind of user (Platform client or OAuth 2.0 app) is not configured. */
+  clientNotConfigured: "config.client_not_configured",
+  /** Cal.com refused an authorization code (completeCalConnection). */
+  codeRejected: "connect.code_rejected",
   internal: "internal.error",
 } as const;
 

@@ -52,6 +52,22 @@ export const FAILURES = {
   refreshInProgress: { code: ERROR_CODES.refreshInProgress, message: "a refresh is in progress; try again shortly", retryable: true },
   coolingDown: { code: ERROR_CODES.transient, message: "Cal.com failed recently for this user; not calling again yet", retryable: true },
   timeout: { code: ERROR_CODES.operationTimeout, message: "an operation timed out", retryable: true },
+  platformClientMissing: {
+    code: ERROR_CODES.clientNotConfigured,
+    message: "no Cal.com Platform client is configured (CAL_CLIENT_ID, CAL_CLIENT_SECRET): managed users cannot be refreshed",
+    retryable: false,
+  },
+  oauth2AppMissing: {
+    code: ERROR_CODES.clientNotConfigured,
+    message: "no Cal.com OAuth 2.0 app is configured (CAL_OAUTH_CLIENT_ID): oauth2 users cannot be refreshed or connected",
+    retryable: false,
+  },
+  codeRejected: {
+    code: ERROR_CODES.codeRejected,
+    message:
+      "Cal.com refused the authorization code (unknown, expired, already used, or issued for another redirect URI or PKCE challenge): start the connection again",
+    retryable: false,
+  },
 } as const satisfies Record<string, Failure>;
 
 export type FailureKind = keyof typeof FAILURES;

@@ -12,6 +12,21 @@ export interface CalcomTokenApi {
   forceRefreshManaged(calUserId: number): Promise<CalRefreshResult>;
   /** OAuth2 app: POST /v2/auth/oauth2/token with grant_type=refresh_token. */
   refreshOAuth2(refreshToken: string): Promise<CalRefreshResult>;
+  /**
+   * OAuth2 app: POST /v2/auth/oauth2/token with grant_type=authorization_code (the connect flow,
+   * docs/calcom-api.md#oauth2-authorization-code). Classified like a refresh: `refreshed` carries the new
+   * grant's first pair, `rejected` means Cal.com refused the code. Never retried automatically.
+   */
+  exchangeAuthorizationCode(input: AuthorizationCodeExchange): Promise<CalRefreshResult>;
+}
+
+/** What the code exchange sends besides the client's credentials. All three are secrets or tied to one. */
+export interface AuthorizationCodeExchange {
+  code: string;
+  /** Exactly the redirect URI the authorization request used. */
+  redirectUri: string;
+  /** The PKCE verifier (RFC 7636), when the authorization request carried a code challenge. */
+  codeVerifier?: string;
 }
 
 /** Row metadata: everything except the secrets. Safe to log field by field. */

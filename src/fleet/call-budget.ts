@@ -7,7 +7,7 @@
  * One hash key (fields = window numbers), so it works on Redis Cluster whatever the prefix. Time is
  * Redis's own clock (TIME inside the script), so processes with skewed clocks agree on the window.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/connection.js";
 import type { CallBudget } from "../core/ports.js";
 
 // Sliding window from two fixed windows: used = previous × (share of it still inside the last minute) + current.
@@ -35,7 +35,7 @@ return 1
 `;
 
 export interface CallBudgetOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   ratePerMinute: number;
   /** Calls per window that only request paths may use. Default: a fifth of the budget, at least 1. */

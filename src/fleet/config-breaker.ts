@@ -3,7 +3,7 @@
  * key holds when it opened, why, when the next probe may run and who is probing; every change is one
  * Lua script, so two processes can never both claim the probe or both "open" it.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/connection.js";
 import type { BreakerState, ConfigBreaker } from "../core/ports.js";
 
 export interface BreakerTiming {
@@ -42,7 +42,7 @@ export function breakerKey(prefix: string): string {
   return `${prefix}:fleet:config-breaker`;
 }
 
-export function createRedisConfigBreaker(opts: { redis: Redis; prefix: string; timing?: BreakerTiming }): ConfigBreaker {
+export function createRedisConfigBreaker(opts: { redis: RedisClient; prefix: string; timing?: BreakerTiming }): ConfigBreaker {
   const key = breakerKey(opts.prefix);
   const timing = opts.timing ?? DEFAULT_BREAKER_TIMING;
   return {

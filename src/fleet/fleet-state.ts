@@ -3,7 +3,7 @@
  * by the configuration breaker, how many held pairs wait for the database, how many records were
  * quarantined. All reads are O(1) (EXISTS, ZCARD, ZCOUNT over an index).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/connection.js";
 import { countQuarantinedHeldPairs } from "../store/held-pair-store.js";
 import { heldPairKeys } from "../store/held-pair-keys.js";
 import { breakerKey } from "./config-breaker.js";
@@ -14,7 +14,7 @@ export interface FleetState {
   heldPairsQuarantined: number;
 }
 
-export async function readFleetState(redis: Redis, prefix: string, now: Date): Promise<FleetState> {
+export async function readFleetState(redis: RedisClient, prefix: string, now: Date): Promise<FleetState> {
   const [open, waiting, quarantined] = await Promise.all([
     redis.exists(breakerKey(prefix)),
     redis.zcard(heldPairKeys(prefix).index),

@@ -12,24 +12,54 @@ export const BOARD_DATA_KEYS = {
   events: ["eventId"],
 } as const;
 
-/** Allowed keys of a job's return value (outcome summaries, counts, codes). */
-export const BOARD_RETURN_VALUE_KEYS = [
-  "ok",
-  "how",
-  "outcome",
-  "status",
-  "code",
-  "errorCode",
-  "retryable",
-  "version",
-  "durationMs",
-  "scanned",
-  "enqueued",
-  "pages",
-  "delivered",
-  "statusCode",
-  "attempts",
-] as const;
+/**
+ * What each queue's return value may show, key by key. A leaf says which values pass: `word` is a
+ * short lower-case word (the refresh job's `result`), `count` a finite number, `flag` a boolean. A
+ * nested object passes only its listed numeric leaves. What the jobs return: the refresh job
+ * `{ result, version? }` (jobs/refresh-token.ts), the sweep `{ visited, pages, complete, durationMs,
+ * pruned?: { audit, events } }` (jobs/sweep.ts); the delivery job returns nothing.
+ */
+export const BOARD_RETURN_VALUES = {
+  refresh: { result: "word", version: "count" },
+  sweep: { visited: "count", pages: "count", complete: "flag", durationMs: "count", pruned: { audit: "count", events: "count" } },
+  events: {},
+} as const satisfies Record<keyof typeof BOARD_DATA_KEYS, ReturnValueShape>;
+
+type Leaf = "word" | "count" | "flag";
+export type ReturnValueShape = { readonly [key: string]: Leaf | { readonly [key: string]: "count" } };
+type ShownValue = string | number | boolean | { [key: string]: number };
+
+/** A return value as the board shows it: only the shape's keys, each only if its value fits. */
+export function shownReturnValue(value: unknown, shape: ReturnValueShape): Record<string, ShownValue> {
+  const out: Record<string, ShownValue> = {};
+  if (!isPlainRecord(value)) return out;
+  for (const [key, rule] of Object.entries(shape)) {
+    if (!Object.hasOwn(value, key)) continue;
+    const v = value[key];
+    if (typeof rule === "object") {
+      if (!isPlainRecord(v)) continue;
+      const nested: Record<string, number> = {};
+      for (const inner of Object.keys(rule)) {
+        const n = v[inner];
+        if (Object.hasOwn(v, inner) && typeof n === "number" && Number.isFinite(n)) nested[inner] = n;
+      }
+      out[key] = nested;
+    } else if (fits(rule, v)) {
+      out[key] = v;
+    }
+  }
+  return out;
+}
+
+function fits(rule: Leaf, v: unknown): v is string | number | boolean {
+  if (rule === "word") return typeof v === "string" && /^[a-z][a-z_]{0,31}$/.test(v);
+  if (rule === "count") return typeof v === "number" && Number.isFinite(v);
+  return typeof v === "boolean";
+}
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
 
 /** Longer strings are dropped: ULIDs are 26 characters, codes are short, tokens are long. */
 const MAX_STRING_LENGTH = 64;

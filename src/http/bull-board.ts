@@ -2,12 +2,19 @@ import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import fastifyBasicAuth from "@fastify/basic-auth";
-import type { Queue } from "bullmq";
+import type { Job, Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { withTimeout } from "../core/timeout.js";
 import type { Logger } from "../log/logger.js";
 import { boardWriteGuard } from "./board-guard.js";
-import { BOARD_DATA_KEYS, BOARD_RETURN_VALUE_KEYS, pickShown, shownProgress } from "./board-redaction.js";
+import {
+  BOARD_DATA_KEYS,
+  BOARD_RETURN_VALUES,
+  pickShown,
+  type ReturnValueShape,
+  shownProgress,
+  shownReturnValue,
+} from "./board-redaction.js";
 import { credentialsMatch, type BoardCredentials } from "./credentials.js";
 
 export { credentialsMatch, type BoardCredentials } from "./credentials.js";
@@ -20,24 +27,80 @@ export interface BoardQueues {
 
 export const BOARD_TITLE = "cal-token-worker";
 
+/** What the board may show of one queue's jobs (./board-redaction.ts). */
+interface Shown {
+  dataKeys: readonly string[];
+  returnValue: ReturnValueShape;
+}
+
+/**
+ * The delayed set's score is the run time in ms times 0x1000 (BullMQ keeps a 12-bit counter in the
+ * low bits for FIFO order among jobs due in the same millisecond).
+ */
+const DELAYED_SCORE_FACTOR = 0x1000;
+
 /**
  * A BullMQ adapter that shows only allow-listed fields of job data, return values and scheduler
  * templates. The board's job list/detail go through `format()`; the schedulers page does not, so
- * templates are filtered here. (Failure reasons and stack traces are shown as stored: the code that
- * throws keeps secrets out of error messages, which the suite's secret scan checks.) The UI offers
- * retries of failed jobs only, and no rate-limit or scheduler editing; the server-side guarantee is
- * the write guard (./board-guard.ts), which also refuses what the UI cannot hide (add, pause, clean…).
+ * templates are filtered here. (Failure reasons are shown as stored: the refresh processor writes
+ * codes, statuses, counts and times only, and no stack for expected failures; the suite's secret
+ * scan checks.) The UI offers retries of failed jobs only, and no rate-limit or scheduler editing;
+ * the server-side guarantee is the write guard (./board-guard.ts), which also refuses what the UI
+ * cannot hide (add, pause, clean…).
  */
 class RedactingBullMQAdapter extends BullMQAdapter {
   constructor(
-    queue: Queue,
+    private readonly source: Queue,
     options: { readOnlyMode: boolean; description: string },
-    private readonly dataKeys: readonly string[],
+    private readonly shown: Shown,
   ) {
-    super(queue, retryOptions(options));
-    this.setFormatter("data", (data: unknown) => pickShown(data, dataKeys));
-    this.setFormatter("returnValue", formatReturnValue);
+    super(source, retryOptions(options));
+    this.setFormatter("data", (data: unknown) => pickShown(data, shown.dataKeys));
+    this.setFormatter("returnValue", (value: unknown) => formatReturnValue(value, shown.returnValue));
     this.setFormatter("progress", shownProgress);
+  }
+
+  /**
+   * The "rate limited" badge. Asked without a threshold, BullMQ answers with the lifetime of the
+   * worker limiter's counter, a key that lives a minute after any job ran: a badge in normal
+   * operation. Only a pause set on the queue (the refresh processor's `queue.rateLimit()` after a 429,
+   * a used-up call budget or a refused client configuration) fills the counter to this threshold.
+   */
+  override async getActiveRateLimitTtl(): Promise<number> {
+    const ttl = await this.source.getRateLimitTtl(Number.MAX_SAFE_INTEGER);
+    return Math.max(ttl, 0);
+  }
+
+  override async getJobs(...args: Parameters<BullMQAdapter["getJobs"]>): Promise<Job[]> {
+    return this.withRunTimes(await super.getJobs(...args));
+  }
+
+  override async getJob(id: string): Promise<Job | undefined> {
+    const job = await super.getJob(id);
+    return job ? (await this.withRunTimes([job]))[0] : job;
+  }
+
+  /**
+   * The board shows a delayed job's "Will run at" as `timestamp + opts.delay`, which a retry's backoff
+   * or a reschedule makes wrong ("Delay changed; the new run time is currently unknown"). For jobs in
+   * the delayed set, the delay shown is set to where the job really sits, so the time is the real
+   * one. Display only: the stored job is not touched.
+   */
+  private async withRunTimes(jobs: Job[]): Promise<Job[]> {
+    const delayed = jobs.filter((j) => j.id !== undefined && ((j.delay ?? 0) > 0 || (j.opts.delay ?? 0) > 0));
+    if (delayed.length === 0) return jobs;
+    const client = await this.source.getBackend().client;
+    const key = this.source.toKey("delayed");
+    await Promise.all(
+      delayed.map(async (job) => {
+        const score = await client.zscore(key, job.id as string);
+        if (score === null) return;
+        const delay = Math.max(1, Math.floor(Number(score) / DELAYED_SCORE_FACTOR) - job.timestamp);
+        job.opts = { ...job.opts, delay };
+        job.delay = delay;
+      }),
+    );
+    return jobs;
   }
 
   override get supportsGlobalRateLimit(): boolean {
@@ -54,7 +117,8 @@ class RedactingBullMQAdapter extends BullMQAdapter {
 
   override async getJobSchedulers(): ReturnType<BullMQAdapter["getJobSchedulers"]> {
     const schedulers = await super.getJobSchedulers();
-    return schedulers.map((s) => (s.template ? { ...s, template: { ...s.template, data: pickShown(s.template.data, this.dataKeys) } } : s));
+    const keys = this.shown.dataKeys;
+    return schedulers.map((s) => (s.template ? { ...s, template: { ...s.template, data: pickShown(s.template.data, keys) } } : s));
   }
 }
 
@@ -65,9 +129,9 @@ function retryOptions(options: { readOnlyMode: boolean; description: string }): 
   return all;
 }
 
-function formatReturnValue(value: unknown): unknown {
+function formatReturnValue(value: unknown, shape: ReturnValueShape): unknown {
   if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return value;
-  return pickShown(value, BOARD_RETURN_VALUE_KEYS);
+  return shownReturnValue(value, shape);
 }
 
 type ApiRoutes = Parameters<FastifyAdapter["setApiRoutes"]>[0];
@@ -127,17 +191,17 @@ export function registerBullBoard(
       new RedactingBullMQAdapter(
         opts.queues.refresh,
         { readOnlyMode: false, description: "Per-user token refresh jobs" },
-        BOARD_DATA_KEYS.refresh,
+        { dataKeys: BOARD_DATA_KEYS.refresh, returnValue: BOARD_RETURN_VALUES.refresh },
       ),
       new RedactingBullMQAdapter(
         opts.queues.sweep,
         { readOnlyMode: false, description: "Due-token sweep (job scheduler)" },
-        BOARD_DATA_KEYS.sweep,
+        { dataKeys: BOARD_DATA_KEYS.sweep, returnValue: BOARD_RETURN_VALUES.sweep },
       ),
       new RedactingBullMQAdapter(
         opts.queues.events,
         { readOnlyMode: true, description: "Webhook events to the web app" },
-        BOARD_DATA_KEYS.events,
+        { dataKeys: BOARD_DATA_KEYS.events, returnValue: BOARD_RETURN_VALUES.events },
       ),
     ],
     // Two copies of @bull-board/api are installed (9.10.2 for us, 9.10.1 under @bull-board/fastify); their

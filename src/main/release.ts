@@ -5,7 +5,7 @@
  */
 import { Queue } from "bullmq";
 import { loadConfigOrExit, processLogger } from "./boot.js";
-import { workerConnection } from "../queue/connection.js";
+import { queueConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { applyMigrations, MIGRATIONS_DIR } from "../store/migrate.js";
 import { ensureSweepScheduler } from "../queue/sweep-scheduler.js";
@@ -15,12 +15,14 @@ async function main(): Promise<number> {
   const logger = processLogger(config, "release");
   const migrations = await applyMigrations(config.databaseUrl, MIGRATIONS_DIR);
   logger.info(migrations, "migrations applied");
-  const sweepQueue = new Queue(QUEUES.sweep, { connection: workerConnection(config.redisUrl), prefix: config.queuePrefix });
+  const redis = queueConnection(config, "worker");
+  const sweepQueue = new Queue(QUEUES.sweep, { connection: redis.connection, prefix: config.queuePrefix });
   try {
     await ensureSweepScheduler(sweepQueue, config.sweepIntervalMs);
     logger.info({ everyMs: config.sweepIntervalMs }, "sweep scheduler ensured");
   } finally {
     await sweepQueue.close();
+    await redis.close();
   }
   return 0;
 }

@@ -19,6 +19,7 @@ import type { Refresher } from "../refresh/refresher.js";
 import type { RefreshRequest } from "../refresh/types.js";
 import { failedResult, failedWith, resultFromOutcome, resultFromStoreError, tokenResult } from "./results.js";
 import type { TokenRefreshResult } from "./types.js";
+import type { TokenCache } from "./token-cache.js";
 import type { UserMemory } from "./user-memory.js";
 
 export interface HandleApiResponseOptions {
@@ -37,6 +38,8 @@ export interface EnsureTokenDeps {
   bufferMs: number;
   /** The longest a request path waits for a refresh (ON_DEMAND_WAIT_MS). */
   waitMs: number;
+  /** The hot path from memory (token-cache.ts); `live()` false = invalidations may be missed: bypass it. */
+  cache?: { tokens: TokenCache; live: () => boolean };
 }
 
 /** When a refresh outlived the wait, come back after about this long. */
@@ -62,10 +65,19 @@ export function createEnsureToken(deps: EnsureTokenDeps): EnsureToken {
 async function ensureValidCalToken(deps: EnsureTokenDeps, userUlid: string, forceRefresh: boolean): Promise<TokenRefreshResult> {
   if (!isUlid(userUlid)) return failedWith("invalidUserUlid");
   const ulid = normalizeUlid(userUlid);
+  const cached = !forceRefresh && deps.cache?.live() ? deps.cache.tokens.get(ulid, deps.clock()) : undefined;
+  if (cached) {
+    touch(deps, ulid, deps.clock());
+    return deps.memory.handOut(tokenResult(cached, false));
+  }
   let token: TokenRecord | null;
+  const readAt = deps.clock();
   try {
     token = await deps.store.get(ulid);
   } catch (err) {
+    // The database is down: a token this process read earlier and that is still valid keeps working.
+    const remembered = deps.cache?.tokens.getForOutage(ulid, deps.clock());
+    if (remembered) return deps.memory.handOut(tokenResult(remembered, false));
     return deps.memory.handOut(resultFromStoreError(deps, ulid, err));
   }
   if (!token) return failedWith("notFound");
@@ -73,7 +85,10 @@ async function ensureValidCalToken(deps: EnsureTokenDeps, userUlid: string, forc
   const decision = decideOnDemand(token, now, deps.bufferMs, forceRefresh);
   touch(deps, ulid, now);
   if (decision.reason === "reconnect_required") return failedWith("reconnectRequired");
-  if (!decision.should) return deps.memory.handOut(tokenResult(token, false));
+  if (!decision.should) {
+    if (deps.cache?.live()) deps.cache.tokens.set(token, now, readAt);
+    return deps.memory.handOut(tokenResult(token, false));
+  }
   const usable = !forceRefresh && isStillValid(token.accessTokenExpiresAt, now);
   // Someone (here or elsewhere) is refreshing and the token still works: use it, never wait behind them.
   if (usable && token.leaseUntil !== null && token.leaseUntil.getTime() > now.getTime()) {
@@ -103,6 +118,8 @@ async function handleCalApiResponse(
   if (rejection === null) return response;
   if (!isUlid(userUlid)) return response;
   const ulid = normalizeUlid(userUlid);
+  // Whatever this process remembers for the user is what Cal.com just refused.
+  deps.cache?.tokens.delete(ulid, deps.clock());
   const stale = options.accessToken ?? deps.memory.lastIssued(ulid);
   deps.log.info(
     { userUlid: ulid, status: response.status, rejection, staleKnown: stale !== undefined },

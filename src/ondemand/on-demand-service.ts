@@ -4,21 +4,24 @@
  * expected failures come back as `TokenRefreshResult` values with stable codes from the failure
  * catalogue (src/core/failures.ts); only programmer errors throw.
  */
-import type { AlertSink, TokenStore } from "../core/ports.js";
-import type { Clock, Rand } from "../core/types.js";
+import type { AlertSink, CalcomTokenApi, TokenStore } from "../core/ports.js";
+import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import type { RefreshProducer } from "../queue/producer.js";
 import type { Refresher } from "../refresh/refresher.js";
 import { createEnsureToken, type HandleApiResponseOptions } from "./ensure-token.js";
 import { createQueuedRefresh, type RequestRefreshOptions } from "./queued-refresh.js";
-import { createSaveTokens, type SaveOptions } from "./save-tokens.js";
+import { type CompleteCalConnectionInput, createCompleteConnection } from "./connect.js";
+import { createSavePair, createSaveTokens, type SaveOptions } from "./save-tokens.js";
 import { createTokenStatus } from "./token-status.js";
 import type { CalTokenStatusReport, SaveCalTokensInput, TokenRefreshResult } from "./types.js";
 import { createUserMemory } from "./user-memory.js";
+import type { TokenCache } from "./token-cache.js";
 
 export type { HandleApiResponseOptions } from "./ensure-token.js";
 export type { RequestRefreshOptions } from "./queued-refresh.js";
 export type { SaveOptions } from "./save-tokens.js";
+export type { CompleteCalConnectionInput } from "./connect.js";
 
 export interface OnDemandDeps {
   store: TokenStore;
@@ -29,6 +32,8 @@ export interface OnDemandDeps {
   bufferMs: number;
   /** The longest a request path waits for a refresh (ON_DEMAND_WAIT_MS). */
   waitMs: number;
+  /** The in-process access-token cache and whether fleet invalidations are being heard (token-cache.ts). */
+  cache?: { tokens: TokenCache; live: () => boolean };
   leadMs: number;
   jitterMs: number;
   /** Called after every successful save: schedules the user's next background refresh. */
@@ -37,6 +42,10 @@ export interface OnDemandDeps {
   alerts?: AlertSink;
   /** The refresh queue; without it requestCalTokenRefresh answers queue.unavailable. */
   producer?: RefreshProducer;
+  /** Kinds whose Cal.com client is not configured: saveCalTokens refuses them (docs/oauth2.md#configuration). */
+  unconfiguredKinds?: readonly CalTokenKind[];
+  /** The code exchange of completeCalConnection; without it (no OAuth 2.0 app) it answers config.client_not_configured. */
+  connect?: { calcom: Pick<CalcomTokenApi, "exchangeAuthorizationCode">; app: { publicClient: boolean } | null };
 }
 
 export interface OnDemandService {
@@ -50,6 +59,8 @@ export interface OnDemandService {
   saveCalTokens(input: SaveCalTokensInput, opts?: SaveOptions): Promise<void>;
   getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null>;
   requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;
+  /** The OAuth 2.0 callback: exchanges the code, stores and schedules the pair, returns the status (connect.ts). */
+  completeCalConnection(input: CompleteCalConnectionInput): Promise<CalTokenStatusReport>;
 }
 
 export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
@@ -65,8 +76,9 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     clock,
     bufferMs: deps.bufferMs,
     waitMs: deps.waitMs,
+    ...(deps.cache ? { cache: deps.cache } : {}),
   });
-  const saveCalTokens = createSaveTokens({
+  const saveDeps = {
     store,
     memory,
     log,
@@ -76,6 +88,15 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     jitterMs: deps.jitterMs,
     ...(deps.afterSave ? { afterSave: deps.afterSave } : {}),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
+    ...(deps.unconfiguredKinds ? { unconfiguredKinds: deps.unconfiguredKinds } : {}),
+  };
+  const saveCalTokens = createSaveTokens(saveDeps);
+  const completeCalConnection = createCompleteConnection({
+    calcom: deps.connect?.calcom ?? noExchange,
+    app: deps.connect?.app ?? null,
+    savePair: createSavePair(saveDeps),
+    log,
+    clock,
   });
   const requestCalTokenRefresh = createQueuedRefresh({
     store,
@@ -86,5 +107,10 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     ...(deps.producer ? { producer: deps.producer } : {}),
   });
   const getCalTokenStatus = createTokenStatus({ store, clock });
-  return { ensureValidCalToken, handleCalApiResponse, saveCalTokens, getCalTokenStatus, requestCalTokenRefresh };
+  return { ensureValidCalToken, handleCalApiResponse, saveCalTokens, getCalTokenStatus, requestCalTokenRefresh, completeCalConnection };
 }
+
+/** Never called: without an OAuth 2.0 app the connect helper refuses before any exchange. */
+const noExchange: Pick<CalcomTokenApi, "exchangeAuthorizationCode"> = {
+  exchangeAuthorizationCode: () => Promise.reject(new Error("no OAuth 2.0 app is configured")),
+};

@@ -2,12 +2,14 @@
  * `saveCalTokens`: stores a pair after the connect flow (the only way secrets come in), then
  * schedules the user's next background refresh and clears an alert, both best effort.
  */
+import { AppError } from "../core/errors.js";
+import { failure } from "../core/failures.js";
 import { computeNextRefreshAt } from "../core/policy.js";
-import type { AlertSink, TokenStore } from "../core/ports.js";
-import type { Clock, Rand } from "../core/types.js";
+import type { AlertSink, TokenMeta, TokenStore } from "../core/ports.js";
+import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
 import { failureError, storeFailureError } from "./results.js";
-import { MISSING_CAL_USER_ID_WARNING, parseSaveInput } from "./save-input.js";
+import { MISSING_CAL_USER_ID_WARNING, type ParsedSaveInput, parseSaveInput } from "./save-input.js";
 import type { SaveCalTokensInput } from "./types.js";
 import type { UserMemory } from "./user-memory.js";
 
@@ -29,15 +31,40 @@ export interface SaveTokensDeps {
   afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
   /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
   alerts?: AlertSink;
+  /** Kinds whose Cal.com client is not configured: saveCalTokens refuses them. */
+  unconfiguredKinds?: readonly CalTokenKind[];
 }
 
 export type SaveCalTokens = (input: SaveCalTokensInput, opts?: SaveOptions) => Promise<void>;
 
+/** Stores an already validated pair, then schedules and clears an alert; the stored row's metadata. */
+export type SavePair = (parsed: Omit<ParsedSaveInput, "missingCalUserId">, opts?: SaveOptions) => Promise<TokenMeta>;
+
 export function createSaveTokens(deps: SaveTokensDeps): SaveCalTokens {
-  const { log } = deps;
+  const savePair = createSavePair(deps);
   return async function saveCalTokens(input, opts = {}) {
     const { missingCalUserId, ...parsed } = parseSaveInput(input);
-    if (missingCalUserId) log.warn({ userUlid: parsed.userUlid }, MISSING_CAL_USER_ID_WARNING);
+    if (deps.unconfiguredKinds?.includes(parsed.kind)) throw kindWithoutClient(parsed.kind);
+    if (missingCalUserId) deps.log.warn({ userUlid: parsed.userUlid }, MISSING_CAL_USER_ID_WARNING);
+    await savePair(parsed, opts);
+  };
+}
+
+/**
+ * A pair nothing here could refresh is refused, not stored: in particular a connect flow that forgot
+ * `kind: "oauth2"` (the default is "managed") in a deployment with only an OAuth 2.0 app
+ * (docs/oauth2.md#configuration).
+ */
+function kindWithoutClient(kind: CalTokenKind): AppError {
+  const f = failure(kind === "managed" ? "platformClientMissing" : "oauth2AppMissing");
+  const hint = kind === "managed" ? '; users of an OAuth 2.0 app are saved with kind "oauth2"' : "";
+  return new AppError(f.code, `saveCalTokens: ${f.message}${hint}`, { retryable: f.retryable });
+}
+
+/** The save path shared by `saveCalTokens` and the connect helper (connect.ts). */
+export function createSavePair(deps: SaveTokensDeps): SavePair {
+  const { log } = deps;
+  return async function savePair(parsed, opts = {}) {
     const now = deps.clock();
     const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
     let meta: Awaited<ReturnType<TokenStore["save"]>>;
@@ -57,5 +84,6 @@ export function createSaveTokens(deps: SaveTokensDeps): SaveCalTokens {
     } catch (err) {
       log.warn({ userUlid: parsed.userUlid, err }, "saved, but the next refresh was not scheduled; the sweep will pick it up");
     }
+    return meta;
   };
 }

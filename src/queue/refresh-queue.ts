@@ -13,9 +13,14 @@ import { JOB_NAMES, PRIORITY, QUEUES, refreshDedupId, type RefreshJobData } from
 
 /** Shared by every producer so retries behave the same whoever enqueued the job. */
 export const REFRESH_JOB_DEFAULTS: JobsOptions = {
+  // After the 8th failed attempt in a row the job lands in Failed (what operators watch) and the sweep
+  // queues the user again (docs/operations.md#bull-board).
   attempts: 8,
-  // "jittered" is not built in: the worker's settings.backoffStrategy computes it (jobs/refresh-token.ts).
+  // "jittered" is not built in: the worker's settings.backoffStrategy computes it. A failed attempt
+  // names its own retry time, the row's (jobs/refresh-report.ts).
   backoff: { type: "jittered" },
+  // One line per attempt (jobs/refresh-report.ts); a bound for jobs paused many times.
+  keepLogs: 50,
   removeOnComplete: { age: 3600, count: 5000 },
   removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
 };
@@ -55,6 +60,9 @@ export interface ScheduleResult {
  * Puts the user's refresh job at `at` (the row's nextRefreshAt, which the database owns). A user who
  * already has a delayed job keeps it, moved to `at` (`reschedule`): a re-save with a shorter-lived
  * token must not leave the old, later job in place. A job that is waiting or running is left as is.
+ * The moved job is the same job (BullMQ rewrites its delay, not its attempts), so a job waiting out a
+ * retry keeps its attempt count; it already sits at the row's retry time (jobs/refresh-token.ts), so
+ * the sweep's move changes nothing for it.
  */
 export async function scheduleRefresh(
   queue: Queue<RefreshJobData>,

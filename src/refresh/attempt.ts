@@ -5,10 +5,10 @@
  */
 import { failure, failureFromError, type Failure } from "../core/failures.js";
 import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, TokenRecord, TokenStore } from "../core/ports.js";
-import type { Clock, Rand } from "../core/types.js";
+import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
 import type { HeldPairs } from "./held-pairs.js";
-import type { OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
+import type { CalcomAnswer, OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
 
 export interface RefreshPolicy {
   /** The base lease a refresh holds outside its Cal.com calls: a dead holder blocks others this long. */
@@ -40,9 +40,13 @@ export interface RefreshContext {
   heldPairs: HeldPairs;
   alerts?: AlertSink;
   onOutcome?: (event: OutcomeEvent) => void;
+  /** The stored pair or status of a user changed (rotated, held pair written, reconnect): caches drop it. */
+  onPairChanged?: (userUlid: string) => void;
   /** Fleet-wide gates before every token call (src/fleet); absent = always open. */
   breaker?: ConfigBreaker;
   budget?: CallBudget;
+  /** Kinds whose Cal.com client is not configured: their refreshes fail before any call (client-guard.ts). */
+  unconfiguredKinds?: readonly CalTokenKind[];
   /** Set by close(): stop retrying writes, hand held pairs over, start nothing new. */
   closing: { value: boolean };
 }
@@ -64,6 +68,22 @@ export interface Attempt {
 
 export function failed(token: TokenRecord | null, error: Failure, retryAfterMs?: number): RefreshOutcome {
   return retryAfterMs === undefined ? { ok: false, token, error } : { ok: false, token, error, retryAfterMs };
+}
+
+/** A failure that followed a Cal.com call: what Cal.com answered and when the row is due again ride along. */
+export function failedAfterCall(
+  token: TokenRecord,
+  error: Failure,
+  details: { calcom: CalcomAnswer; retryAt?: Date; retryAfterMs?: number },
+): RefreshOutcome {
+  return {
+    ok: false,
+    token,
+    error,
+    calcom: details.calcom,
+    ...(details.retryAt ? { retryAt: details.retryAt } : {}),
+    ...(details.retryAfterMs !== undefined ? { retryAfterMs: details.retryAfterMs } : {}),
+  };
 }
 
 export function reconnectRequired(token: TokenRecord): RefreshOutcome {

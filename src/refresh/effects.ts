@@ -37,6 +37,15 @@ export async function audit(ctx: RefreshContext, e: OutcomeRecord, started: Date
   }
 }
 
+/** Tells caches the user's pair changed; a failing hook never changes an outcome. */
+export function pairChanged(ctx: RefreshContext, userUlid: string): void {
+  try {
+    ctx.onPairChanged?.(userUlid);
+  } catch (err) {
+    ctx.log.warn({ userUlid, err }, "pair-change hook threw");
+  }
+}
+
 export async function alert(ctx: RefreshContext, what: string, fn: (sink: AlertSink) => Promise<void>): Promise<void> {
   if (!ctx.alerts) return;
   try {

@@ -10,7 +10,7 @@ import type { ExpiryNote } from "../core/calcom-result.js";
 import { ERROR_CODES } from "../core/errors.js";
 import type { TokenPair } from "../core/types.js";
 import { type Attempt, settledByOther } from "./attempt.js";
-import { alert, emitOutcome } from "./effects.js";
+import { alert, emitOutcome, pairChanged } from "./effects.js";
 import type { OwnedHeldPair } from "./held-pairs.js";
 import { leaseLeftMs } from "./lease.js";
 import type { RefreshOutcome } from "./types.js";
@@ -94,6 +94,7 @@ async function writeOnce(
   const how = successHow(outcome);
   ctx.log.info({ userUlid: token.userUlid, version: res.meta.version, how, trigger: req.trigger }, "token refreshed");
   emitOutcome(ctx, { userUlid: token.userUlid, trigger: req.trigger, outcome }, a.started);
+  pairChanged(ctx, token.userUlid);
   // Only a user with a failure streak can have an open alert; skip the extra write otherwise.
   if (token.failureCount > 0 || token.rotationUncertain || token.firstFailureAt !== null) {
     await alert(ctx, "recovered", (s) => s.recovered({ userUlid: token.userUlid, kind: token.kind, now: ctx.clock() }));

@@ -13,11 +13,12 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { concurrentAttemptFailure, coolingDownFailure, failure, failureFromError } from "../core/failures.js";
 import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, HeldPairStore, TokenRecord, TokenStore } from "../core/ports.js";
-import type { Clock, Rand, TokenPair } from "../core/types.js";
+import type { CalTokenKind, Clock, Rand, TokenPair } from "../core/types.js";
 import { normalizeUlid } from "../core/ulid.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { failed, isRecord, readToken, type RefreshContext, type RefreshPolicy, reconnectRequired, settledByOther } from "./attempt.js";
-import { alert, audit } from "./effects.js";
+import { clientMissing } from "./client-guard.js";
+import { alert, audit, pairChanged } from "./effects.js";
 import { heldPairFirst } from "./held-pair-first.js";
 import { createHeldPairs, type HeldPairs } from "./held-pairs.js";
 import { releaseLease } from "./lease.js";
@@ -42,6 +43,8 @@ export interface RefresherDeps {
   policy: RefreshPolicy;
   sleep?: (ms: number) => Promise<void>;
   onOutcome?: (event: OutcomeEvent) => void;
+  /** Called when a user's stored pair or status changed here (caches across the fleet drop the user). */
+  onPairChanged?: (userUlid: string) => void;
   /** Status flips → webhook events (src/events). Optional: the on-demand client works without it. */
   alerts?: AlertSink;
   /** Shared storage for held pairs (src/store/held-pair-store.ts). */
@@ -49,6 +52,8 @@ export interface RefresherDeps {
   /** Fleet-wide gates (src/fleet): the configuration breaker and the shared call budget. */
   breaker?: ConfigBreaker;
   budget?: CallBudget;
+  /** Kinds whose Cal.com client is not configured (docs/oauth2.md#configuration); absent = both are. */
+  unconfiguredKinds?: readonly CalTokenKind[];
 }
 
 export interface Refresher {
@@ -75,6 +80,7 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     closing,
     ...(deps.heldPairStore ? { shared: deps.heldPairStore } : {}),
     onWritten: async (held, meta) => {
+      pairChanged(ctx, held.userUlid);
       const trigger = held.trigger as RefreshRequest["trigger"];
       await audit(ctx, { userUlid: held.userUlid, trigger, outcome: "RECOVERED", version: meta.version }, held.heldSince);
       await alert(ctx, "recovered", (s) => s.recovered({ userUlid: held.userUlid, kind: meta.kind, now: deps.clock() }));
@@ -93,8 +99,10 @@ export function createRefresher(deps: RefresherDeps): Refresher {
     closing,
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
     ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
+    ...(deps.onPairChanged ? { onPairChanged: deps.onPairChanged } : {}),
     ...(deps.breaker ? { breaker: deps.breaker } : {}),
     ...(deps.budget ? { budget: deps.budget } : {}),
+    ...(deps.unconfiguredKinds ? { unconfiguredKinds: deps.unconfiguredKinds } : {}),
   };
   const inFlight = new Map<string, Promise<RefreshOutcome>>();
   let attempts = 0;
@@ -137,6 +145,8 @@ async function run(
   const first = req.knownToken ?? (await readToken(ctx, req.userUlid));
   if (!isRecord(first)) return first;
   if (first.status === "RECONNECT_REQUIRED") return reconnectRequired(first);
+  const noClient = clientMissing(ctx, first);
+  if (noClient) return noClient;
   if (req.staleAccessToken !== undefined && first.accessToken !== req.staleAccessToken) {
     return { ok: true, how: "by_other", token: first };
   }

@@ -6,12 +6,12 @@ import type { CalRefreshResult } from "../core/calcom-result.js";
 import { ERROR_CODES } from "../core/errors.js";
 import { failureFromCalcom, failureFromError, type Failure } from "../core/failures.js";
 import { backoffDelayMs } from "../core/policy.js";
-import { type Attempt, failed, isRecord, readToken, reconnectRequired, settledByOther } from "./attempt.js";
-import { alert, audit } from "./effects.js";
+import { type Attempt, failed, failedAfterCall, isRecord, readToken, reconnectRequired, settledByOther } from "./attempt.js";
+import { alert, audit, pairChanged } from "./effects.js";
 import { afterCall, passGates } from "./gates.js";
 import { releaseLease } from "./lease.js";
 import { persistPair, type SuccessOutcome } from "./persist.js";
-import type { RefreshOutcome } from "./types.js";
+import type { CalcomAnswer, RefreshOutcome } from "./types.js";
 
 /** The refresh call itself, holding the attempt's lease; every path ends with the lease released. */
 export async function refreshHoldingLease(a: Attempt): Promise<RefreshOutcome> {
@@ -44,26 +44,41 @@ export async function settle(a: Attempt, result: CalRefreshResult, success: Succ
       if (success === "FORCE_REFRESHED") return settleReconnect(a, `force-refresh rejected (${result.status})`);
       return settleRejection(a, result.status);
     case "rate_limited":
-      return settleTransient(a, { failure: failureFromCalcom(result), mayHaveRotated: false, retryAfterMs: result.resetMs });
+      return settleTransient(a, {
+        failure: failureFromCalcom(result),
+        mayHaveRotated: false,
+        retryAfterMs: result.resetMs,
+        calcom: { status: 429 },
+      });
     case "transient":
     case "malformed":
-      return settleTransient(a, { failure: failureFromCalcom(result), mayHaveRotated: result.mayHaveRotated });
+      return settleTransient(a, { failure: failureFromCalcom(result), mayHaveRotated: result.mayHaveRotated, calcom: answerOf(result) });
     case "config_error":
-      return settleConfigError(a, failureFromCalcom(result), result.status);
+      return settleConfigError(a, failureFromCalcom(result), answerOf(result));
   }
 }
 
+/** An error code as Cal.com writes them (`ServiceUnavailableException`, `invalid_grant`); anything else is dropped. */
+const CALCOM_CODE = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+/** Cal.com's status and error code, for the operator (docs/operations.md#bull-board); never a body. */
+function answerOf(result: { status: number | null; code?: string }): CalcomAnswer {
+  return result.code !== undefined && CALCOM_CODE.test(result.code)
+    ? { status: result.status, code: result.code }
+    : { status: result.status };
+}
+
 /** Our client credentials were refused: nothing about this user changes, an operator must act. */
-async function settleConfigError(a: Attempt, error: Failure, status: number): Promise<RefreshOutcome> {
+async function settleConfigError(a: Attempt, error: Failure, calcom: CalcomAnswer): Promise<RefreshOutcome> {
   const { ctx, token } = a;
   await releaseLease(ctx, token.userUlid, a.lease.token);
-  ctx.log.error({ userUlid: token.userUlid, status }, "Cal.com refused our client configuration");
+  ctx.log.error({ userUlid: token.userUlid, status: calcom.status }, "Cal.com refused our client configuration");
   await audit(
     ctx,
     { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "CONFIG_ERROR", errorCode: ERROR_CODES.calcomConfig },
     a.started,
   );
-  return failed(token, error);
+  return failedAfterCall(token, error, { calcom });
 }
 
 /**
@@ -112,6 +127,7 @@ export async function settleReconnect(a: Attempt, why: string): Promise<RefreshO
   }
   // The row moved on meanwhile (the user reconnected): their new pair stands; no alert, no audit.
   if (!marked) return settledByOther(ctx, token.userUlid);
+  pairChanged(ctx, token.userUlid);
   ctx.log.warn({ userUlid: token.userUlid, kind: token.kind }, `user must reconnect Cal.com: ${why}`);
   const code = ERROR_CODES.reconnectRequired;
   await audit(ctx, { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "RECONNECT_REQUIRED", errorCode: code }, a.started);
@@ -127,6 +143,8 @@ export interface TransientFailure {
   mayHaveRotated: boolean;
   /** From a 429: when Cal.com's window resets. */
   retryAfterMs?: number;
+  /** What Cal.com answered (status, error code). */
+  calcom: CalcomAnswer;
 }
 
 /** A failure worth retrying: damped failure bookkeeping, the next retry time, audit row and alert. */
@@ -135,10 +153,12 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
   const now = ctx.clock();
   const code = t.failure.code;
   // The failure count moves once per window, so the delay also grows with the streak's age: a long
-  // outage is retried less and less often (the sweep re-queues at this time, overriding job backoff).
+  // outage is retried less and less often. The refresh job retries at this time (jobs/refresh-token.ts).
   const streakMs = token.firstFailureAt ? now.getTime() - token.firstFailureAt.getTime() : 0;
   const delay = Math.max(t.retryAfterMs ?? 0, backoffDelayMs(token.failureCount, ctx.rand), Math.min(streakMs, 5 * 60_000));
+  const retryAt = new Date(now.getTime() + delay);
   let recorded: boolean;
+  let written = false;
   try {
     recorded = await ctx.store.recordFailure({
       userUlid: token.userUlid,
@@ -146,10 +166,11 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
       owner: a.lease.token,
       code,
       rotationUncertain: t.mayHaveRotated || token.rotationUncertain,
-      nextRefreshAt: new Date(now.getTime() + delay),
+      nextRefreshAt: retryAt,
       failureWindowMs: ctx.policy.failureWindowMs,
       now,
     });
+    written = recorded;
   } catch (err) {
     recorded = true; // unknown: report the failure as ours rather than hide it
     await releaseLease(ctx, token.userUlid, a.lease.token);
@@ -161,7 +182,10 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
     await releaseLease(ctx, token.userUlid, a.lease.token);
     return settledByOther(ctx, token.userUlid);
   }
-  ctx.log.warn({ userUlid: token.userUlid, code, mayHaveRotated: t.mayHaveRotated, retryInMs: delay }, "refresh failed; will retry");
+  ctx.log.warn(
+    { userUlid: token.userUlid, code, calcom: t.calcom, mayHaveRotated: t.mayHaveRotated, retryInMs: delay },
+    "refresh failed; will retry",
+  );
   await audit(ctx, { userUlid: token.userUlid, trigger: a.req.trigger, outcome: "FAILED_TRANSIENT", errorCode: code }, a.started);
   await alert(ctx, "refresh_failing", (s) =>
     s.refreshFailing({
@@ -173,5 +197,9 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
       now,
     }),
   );
-  return failed(token, t.failure, t.retryAfterMs);
+  return failedAfterCall(token, t.failure, {
+    calcom: t.calcom,
+    ...(written ? { retryAt } : {}),
+    ...(t.retryAfterMs !== undefined ? { retryAfterMs: t.retryAfterMs } : {}),
+  });
 }

@@ -18,6 +18,17 @@ export interface RefreshRequest {
 /** A failed refresh as the refresh use case reports it: a catalogue failure (src/core/failures.ts). */
 export type RefreshFailure = Failure;
 
+/**
+ * What Cal.com answered when its answer is the failure: the HTTP status (null: no answer, e.g. a
+ * timeout or a dropped connection) and its error code when the body carried one. Never a body or a
+ * token. For operators (the refresh job's failure message in Bull Board); not part of the public
+ * `TokenRefreshResult`.
+ */
+export interface CalcomAnswer {
+  status: number | null;
+  code?: string;
+}
+
 export type RefreshOutcome =
   | {
       ok: true;
@@ -32,6 +43,10 @@ export type RefreshOutcome =
       token: TokenRecord | null;
       /** For rate limiting: when Cal.com's window resets. */
       retryAfterMs?: number;
+      /** Set when Cal.com's answer (or its absence) caused the failure. */
+      calcom?: CalcomAnswer;
+      /** When the row now says this user is due again (written by the failure bookkeeping). */
+      retryAt?: Date;
     };
 
 /** Emitted once per attempt outcome; metrics and events hang off this (no secrets inside). */

@@ -8,7 +8,7 @@
  *
  * Every script names all the keys it touches in KEYS, and they all start with the prefix. On Redis
  * Cluster the prefix must therefore be a hash tag (e.g. QUEUE_PREFIX={caltok}, as BullMQ requires
- * anyway) so they share a slot; on a single Redis or Sentinel any prefix works.
+ * anyway; REDIS_CLUSTER=true refuses any other) so they share a slot; on a single Redis or Sentinel any prefix works.
  */
 
 export const RECORD_TTL_SECONDS = 7 * 24 * 3600;

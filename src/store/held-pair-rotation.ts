@@ -8,7 +8,7 @@
  * and is dropped. Records no configured key opens are reported, not touched: the worker quarantines
  * them when it meets them.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/connection.js";
 import { heldPairKeys, REPLACE_IF_SAME } from "./held-pair-keys.js";
 import { isCanonicalUlid } from "./held-pair-store.js";
 import type { TokenCipher } from "./token-cipher.js";
@@ -25,7 +25,7 @@ export interface HeldPairRotation {
 
 const PAGE = 200;
 
-export async function reencryptHeldPairs(deps: { redis: Redis; prefix: string; cipher: TokenCipher }): Promise<HeldPairRotation> {
+export async function reencryptHeldPairs(deps: { redis: RedisClient; prefix: string; cipher: TokenCipher }): Promise<HeldPairRotation> {
   const { redis, cipher } = deps;
   const keys = heldPairKeys(deps.prefix);
   const res: HeldPairRotation = { reencrypted: 0, changed: [], failed: [], remaining: 0 };
@@ -49,7 +49,7 @@ export async function reencryptHeldPairs(deps: { redis: Redis; prefix: string; c
 
 /** Calls `f` for every indexed record that is not v2 under the active key (by its prefix only). */
 async function eachStale(
-  deps: { redis: Redis; prefix: string; cipher: TokenCipher },
+  deps: { redis: RedisClient; prefix: string; cipher: TokenCipher },
   f: (ulid: string, raw: string) => Promise<void>,
 ): Promise<void> {
   const keys = heldPairKeys(deps.prefix);

@@ -14,7 +14,7 @@
  * wrote (plain JSON around two token envelopes, not indexed) is never listed; the get() before that
  * user's next refresh quarantines it, since its plain fields were never authenticated.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/connection.js";
 import type { HeldPair, HeldPairStore } from "../core/ports.js";
 import type { Clock } from "../core/types.js";
 import { isUlid, normalizeUlid } from "../core/ulid.js";
@@ -33,7 +33,7 @@ import { decodeHeldPair, encodeHeldPair } from "./held-pair-record.js";
 import type { TokenCipher } from "./token-cipher.js";
 
 export interface HeldPairStoreDeps {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   cipher: TokenCipher;
   logger: Logger;
@@ -47,7 +47,7 @@ export const isCanonicalUlid = (s: string): boolean => isUlid(s) && s === normal
 const MAX_SCANNED_FACTOR = 4;
 
 interface Ctx {
-  redis: Redis;
+  redis: RedisClient;
   cipher: TokenCipher;
   log: Logger;
   keys: HeldPairKeys;
@@ -161,6 +161,6 @@ async function getMany(ctx: Ctx, members: string[]): Promise<(string | null)[]> 
  * How many records were quarantined in the last 30 days (their keys still exist): for a gauge in the
  * web process. One read-only command on the quarantine index.
  */
-export async function countQuarantinedHeldPairs(redis: Redis, prefix: string, now: Date): Promise<number> {
+export async function countQuarantinedHeldPairs(redis: RedisClient, prefix: string, now: Date): Promise<number> {
   return redis.zcount(heldPairKeys(prefix).quarantineIndex, now.getTime() - QUARANTINE_TTL_SECONDS * 1000, "+inf");
 }

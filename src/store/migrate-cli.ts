@@ -1,19 +1,8 @@
-/** `npm run migrate`: applies prisma/migrations to DATABASE_URL without Prisma's engine binary. */
-import { loadDatabaseUrl } from "../config/config.js";
-import { ConfigError } from "../core/errors.js";
-import { applyMigrations, MIGRATIONS_DIR } from "./migrate.js";
+/**
+ * `npm run migrate`: the same as `cal-tokens migrate` (src/cli/commands/migrate.ts): applies
+ * prisma/migrations to DATABASE_URL without Prisma's engine binary; arguments pass through (--json).
+ */
+import { processIo } from "../cli/io.js";
+import { runCli } from "../cli/program.js";
 
-let url: string;
-try {
-  url = loadDatabaseUrl();
-} catch (err) {
-  process.stderr.write(`${err instanceof ConfigError ? err.message : String(err)}\n`);
-  process.exit(2);
-}
-applyMigrations(url, MIGRATIONS_DIR).then(
-  (r) => process.stdout.write(`applied: ${r.applied.join(", ") || "none"}; already applied: ${r.skipped.length}\n`),
-  (err: unknown) => {
-    process.stderr.write(`migration failed: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  },
-);
+await runCli(["migrate", ...process.argv.slice(2)], { io: processIo() });

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import pg from "pg";
+import { pgConnection } from "./pg-tls.js";
 
 /** The advisory lock one migrator holds at a time (two dynos releasing at once). */
 export const MIGRATION_LOCK_KEY = 72707369;
@@ -14,7 +15,7 @@ export const MIGRATION_LOCK_KEY = 72707369;
  * Needed because Prisma's schema engine binary cannot be downloaded on every machine.
  */
 export async function applyMigrations(databaseUrl: string, migrationsDir: string): Promise<{ applied: string[]; skipped: string[] }> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  const client = new pg.Client(pgConnection(databaseUrl));
   await client.connect();
   try {
     // The lock comes before any DDL, on this session: two concurrent CREATE TABLE IF NOT EXISTS can

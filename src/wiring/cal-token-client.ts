@@ -16,8 +16,12 @@ import type { DEFAULT_REFRESH_POLICY, Refresher } from "../refresh/refresher.js"
 import type { OutcomeEvent } from "../refresh/types.js";
 import { createEventStore } from "../store/event-store.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
+import { unconfiguredKinds } from "./client-check.js";
 import { createRefreshStack } from "./refresh-stack.js";
 import { createReleasers, type Releasers } from "./releasers.js";
+import { subscribePairChanges } from "../fleet/pair-changes.js";
+import { createTokenCache, type TokenCache } from "../ondemand/token-cache.js";
+import { subscriberRedis } from "../queue/connection.js";
 
 const REQUEST_PATH_CONNECT_TIMEOUT_MS = 2_000;
 
@@ -56,9 +60,10 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   // Alerts raised on request paths go to the outbox; the worker's relay delivers them.
   const alerts = prisma ? createAlertSink({ eventStore: createEventStore({ prisma }), relay: null, logger }) : undefined;
   // Lazy: no Redis connection is opened until the first save or queued refresh.
-  const producer = createRefreshProducer({ redisUrl: config.redisUrl, prefix: config.queuePrefix, clock });
+  const producer = createRefreshProducer({ redis: config, prefix: config.queuePrefix, clock });
   releasers.add("refresh producer", () => producer.close());
-  const { refresher, store } = createRefreshStack({
+  const cache = tokenCacheFor(config, releasers, logger);
+  const { refresher, store, calcom, pairChanged } = createRefreshStack({
     config,
     logger,
     clock,
@@ -70,12 +75,17 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     ...(alerts ? { alerts } : {}),
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
     ...(options.refreshPolicy ? { policy: options.refreshPolicy } : {}),
+    ...(cache ? { onPairChanged: (userUlid: string) => cache.tokens.delete(userUlid, clock()) } : {}),
   });
   refresher.heldPairs.start(1_000);
   const service = createOnDemandService({
     ...(alerts ? { alerts } : {}),
     producer,
-    afterSave: (userUlid, at, lastUsedAt) => producer.schedule(userUlid, at, lastUsedAt),
+    afterSave: (userUlid, at, lastUsedAt) => {
+      pairChanged(userUlid);
+      return producer.schedule(userUlid, at, lastUsedAt);
+    },
+    ...(cache ? { cache } : {}),
     store,
     refresher,
     logger,
@@ -85,8 +95,35 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     waitMs: config.refresh.onDemandWaitMs,
     leadMs: config.refresh.leadMs,
     jitterMs: config.refresh.jitterMs,
+    // A kind without its client: saves are refused, refreshes fail coded (refresh-stack.ts); no query at creation.
+    unconfiguredKinds: unconfiguredKinds(config),
+    connect: { calcom, app: config.calcom.oauth2 ? { publicClient: config.calcom.oauth2.clientSecret === null } : null },
   });
   return { ...service, refresher, config, close: () => releasers.closeAll() };
+}
+
+/**
+ * The hot path from memory (src/ondemand/token-cache.ts), trusted only while this process hears the
+ * fleet's pair changes (src/fleet/pair-changes.ts); losing that subscription empties the cache.
+ */
+function tokenCacheFor(config: Config, releasers: Releasers, logger: Logger): { tokens: TokenCache; live: () => boolean } | null {
+  if (config.refresh.cache.ttlMs <= 0) return null;
+  const tokens = createTokenCache({
+    ttlMs: config.refresh.cache.ttlMs,
+    bufferMs: config.refresh.onDemandBufferMs,
+    maxEntries: config.refresh.cache.maxUsers,
+  });
+  const subscription = subscribePairChanges({
+    redis: subscriberRedis(config),
+    prefix: config.queuePrefix,
+    onChange: (userUlid) => tokens.delete(userUlid),
+    onLiveChange: (live) => {
+      tokens.clear();
+      componentLogger(logger, "onDemand").debug({ live }, "token cache invalidation feed");
+    },
+  });
+  releasers.add("pair-change subscription", () => subscription.close());
+  return { tokens, live: () => subscription.live };
 }
 
 function ownPrisma(config: Config, poolSize: number, releasers: Releasers): PrismaClient {

@@ -1,4 +1,4 @@
-/** The Cal.com token API (src/calcom/token-api.ts) configured from one parsed Config. */
+/** The Cal.com token API (src/calcom/token-api.ts) configured from one parsed Config: each kind of client only if set. */
 import { createCalcomTokenApi, type HttpCalcomTokenApi } from "../calcom/token-api.js";
 import type { Config } from "../config/config.js";
 import type { Logger } from "../log/logger.js";
@@ -7,9 +7,8 @@ export function calcomTokenApiFromConfig(config: Config, logger: Logger): HttpCa
   const c = config.calcom;
   return createCalcomTokenApi({
     baseUrl: c.apiUrl,
-    clientId: c.clientId,
-    clientSecret: c.clientSecret,
-    oauth2: c.oauth2,
+    ...(c.platform ? { clientId: c.platform.clientId, clientSecret: c.platform.clientSecret } : {}),
+    ...(c.oauth2 ? { oauth2: c.oauth2 } : {}),
     timeoutMs: c.timeoutMs,
     logger,
   });

@@ -4,7 +4,12 @@
  * unchanged. `closeCalTokenClient()` releases it (call it on shutdown).
  */
 import { createCalTokenClient, type CalTokenClient } from "./cal-token-client.js";
-import type { HandleApiResponseOptions, RequestRefreshOptions, SaveOptions } from "../ondemand/on-demand-service.js";
+import type {
+  CompleteCalConnectionInput,
+  HandleApiResponseOptions,
+  RequestRefreshOptions,
+  SaveOptions,
+} from "../ondemand/on-demand-service.js";
 import type { CalTokenStatusReport, SaveCalTokensInput, TokenRefreshResult } from "../ondemand/types.js";
 
 let defaultClient: CalTokenClient | null = null;
@@ -37,6 +42,14 @@ export function getCalTokenStatus(userUlid: string): Promise<CalTokenStatusRepor
 
 export function requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult> {
   return client().requestCalTokenRefresh(userUlid, opts);
+}
+
+/**
+ * The OAuth 2.0 callback in one call: exchanges the authorization code (with the PKCE verifier where
+ * used), stores and schedules the pair, returns the user's status (docs/oauth2.md#the-callback).
+ */
+export function completeCalConnection(input: CompleteCalConnectionInput): Promise<CalTokenStatusReport> {
+  return client().completeCalConnection(input);
 }
 
 export async function closeCalTokenClient(): Promise<void> {

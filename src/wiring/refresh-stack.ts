@@ -17,6 +17,7 @@ import type { Logger } from "../log/logger.js";
 import { fleetRedis } from "../queue/connection.js";
 import { createRedisCallBudget } from "../fleet/call-budget.js";
 import { createRedisConfigBreaker } from "../fleet/config-breaker.js";
+import { publishPairChange } from "../fleet/pair-changes.js";
 import { createRefresher, DEFAULT_REFRESH_POLICY, type Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
 import { createRedisHeldPairStore } from "../store/held-pair-store.js";
@@ -24,6 +25,7 @@ import type { PrismaClient } from "../store/prisma.js";
 import { createTokenCipher } from "../store/token-cipher.js";
 import { createTokenStore } from "../store/token-store.js";
 import { calcomTokenApiFromConfig } from "./calcom-from-config.js";
+import { unconfiguredKinds } from "./client-check.js";
 import type { Releasers } from "./releasers.js";
 
 /** Covers the round trip between extending the lease and the request leaving, and a GC pause. */
@@ -32,6 +34,10 @@ const CALL_LEASE_MARGIN_MS = 2_000;
 export interface RefreshStack {
   refresher: Refresher;
   store: TokenStore;
+  /** The Cal.com API the refresher calls (the connect helper exchanges codes through it too). */
+  calcom: CalcomTokenApi;
+  /** Says a user's pair changed outside the refresher (a save): this process's hook and the fleet. */
+  pairChanged(userUlid: string): void;
 }
 
 export interface RefreshStackDeps {
@@ -47,6 +53,8 @@ export interface RefreshStackDeps {
   calcom?: CalcomTokenApi;
   alerts?: AlertSink;
   onOutcome?: (event: OutcomeEvent) => void;
+  /** Called (in this process) when a user's pair changes here; every change is also published fleet-wide. */
+  onPairChanged?: (userUlid: string) => void;
   policy?: Partial<typeof DEFAULT_REFRESH_POLICY>;
 }
 
@@ -56,10 +64,15 @@ export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
   const store = deps.store ?? createTokenStore({ prisma: deps.prisma as PrismaClient, cipher });
   // Fleet-wide state in Redis: held pairs (a pair this process could not write survives its crash),
   // the configuration breaker and the shared token-call budget.
-  const redis = fleetRedis(config.redisUrl);
+  const redis = fleetRedis(config);
   releasers.add("fleet redis", () => redis.disconnect());
   const prefix = config.queuePrefix;
   const calcom = deps.calcom ?? ownCalcom(config, logger, releasers);
+  /** Tells this process (hook) and the fleet (pub/sub) that a user's stored pair or status changed. */
+  const pairChanged = (userUlid: string): void => {
+    deps.onPairChanged?.(userUlid);
+    publishPairChange(redis, prefix, userUlid).catch((err: unknown) => logger.debug({ userUlid, err }, "pair change not published"));
+  };
   const refresher = createRefresher({
     store,
     calcom,
@@ -79,12 +92,16 @@ export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
       leadMs: config.refresh.leadMs,
       jitterMs: config.refresh.jitterMs,
     },
+    // A kind without its client fails its refreshes with a coded error, never a call with nothing.
+    unconfiguredKinds: unconfiguredKinds(config),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
     ...(deps.onOutcome ? { onOutcome: deps.onOutcome } : {}),
+    // Every process that changes a pair says so, so on-demand clients drop their cached token.
+    onPairChanged: (userUlid) => pairChanged(userUlid),
   });
   // Flushes held pairs while the database client (closed later) is still open.
   releasers.add("refresher", () => refresher.close());
-  return { refresher, store };
+  return { refresher, store, calcom, pairChanged };
 }
 
 function ownCalcom(config: Config, logger: Logger, releasers: Releasers): CalcomTokenApi {

@@ -12,10 +12,11 @@ import { withTimeout } from "../core/timeout.js";
 import { createWebServer, DEFAULT_BOARD_PATH, type Readiness } from "../http/web-server.js";
 import type { Logger } from "../log/logger.js";
 import { createMetrics } from "../metrics/metrics.js";
-import { fleetRedis, webConnection } from "../queue/connection.js";
+import { fleetRedis, queueConnection } from "../queue/connection.js";
 import { QUEUES } from "../queue/names.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
 import { readTokenStats } from "../store/token-stats.js";
+import { checkClientsForStoredKinds } from "./client-check.js";
 import { createReleasers } from "./releasers.js";
 
 export interface WebApp {
@@ -42,9 +43,13 @@ export async function startWebApp(
   const releasers = createReleasers(opts.logger);
   const prisma = createPrisma(config.databaseUrl, { max: 2 });
   releasers.add("prisma", () => prisma.$disconnect());
+  await checkClientsForStoredKinds(config, prisma, opts.logger, releasers);
   // Fail-fast commands on reconnect-forever connections: a request gets an error (503) while Redis is
-  // away, and the board works again by itself once it is back.
-  const connection = webConnection(config.redisUrl);
+  // away, and the board works again by itself once it is back. On a cluster, one shared Cluster that
+  // is closed after the queues.
+  const redisConnection = queueConnection(config, "web");
+  releasers.add("redis connection", () => redisConnection.close());
+  const connection = redisConnection.connection;
   const prefix = config.queuePrefix;
   const queues = {
     refresh: new Queue(QUEUES.refresh, { connection, prefix }),
@@ -55,7 +60,7 @@ export async function startWebApp(
   // Without a listener, BullMQ prints every connection error of a Queue to console.error (raw, not JSON);
   // debug only: the failing requests (503s, readiness) already say that Redis is away.
   for (const q of Object.values(queues)) q.on("error", (err) => opts.logger.debug({ err, queue: q.name }, "queue connection error"));
-  const redis = fleetRedis(config.redisUrl);
+  const redis = fleetRedis(config);
   releasers.add("fleet redis", () => redis.disconnect());
   const metrics = createMetrics({
     queues: Object.values(queues),

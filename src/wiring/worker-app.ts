@@ -6,8 +6,9 @@
  * was sent is never aborted), flush held pairs (refresher.close), the relay, the events worker, the
  * queues, then the database client. Each step is awaited and a failing one does not stop the rest.
  */
-import { Queue, Worker } from "bullmq";
+import { type ConnectionOptions, Queue, Worker } from "bullmq";
 import { createDeliverEventProcessor } from "../../jobs/deliver-event.js";
+import { refreshBackoffStrategy } from "../../jobs/refresh-report.js";
 import { createRefreshProcessor } from "../../jobs/refresh-token.js";
 import { createSweep, createSweepProcessor } from "../../jobs/sweep.js";
 import type { Config } from "../config/config.js";
@@ -18,7 +19,7 @@ import { createAlertSink } from "../events/alert-sink.js";
 import { createEventRelay } from "../events/relay.js";
 import type { DeliverEventJobData } from "../events/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
-import { workerConnection } from "../queue/connection.js";
+import { queueConnection } from "../queue/connection.js";
 import { QUEUES, type RefreshJobData } from "../queue/names.js";
 import { clearQueueOverrides } from "../queue/queue-overrides.js";
 import { createRefreshQueue } from "../queue/refresh-queue.js";
@@ -28,6 +29,7 @@ import type { Refresher } from "../refresh/refresher.js";
 import type { OutcomeEvent } from "../refresh/types.js";
 import { createEventStore, type EventStore } from "../store/event-store.js";
 import { createPrisma, type PrismaClient } from "../store/prisma.js";
+import { checkClientsForStoredKinds } from "./client-check.js";
 import { createRefreshStack, type RefreshStack } from "./refresh-stack.js";
 import { createReleasers, type Releasers } from "./releasers.js";
 
@@ -67,7 +69,7 @@ interface Parts {
   clock: Clock;
   rand: Rand;
   releasers: Releasers;
-  connection: ReturnType<typeof workerConnection>;
+  connection: ConnectionOptions;
   prisma: PrismaClient;
 }
 
@@ -78,7 +80,12 @@ export async function startWorkerApp(config: Config, opts: WorkerAppOptions): Pr
   const rand = opts.rand ?? Math.random;
   const prisma = createPrisma(config.databaseUrl, { max: Math.max(4, config.workerConcurrency + 2) });
   releasers.add("prisma", () => prisma.$disconnect());
-  const parts: Parts = { config, opts, log, clock, rand, releasers, connection: workerConnection(config.redisUrl), prisma };
+  await checkClientsForStoredKinds(config, prisma, log, releasers);
+  // One Redis connection setting for every queue and worker; on a cluster, one shared Cluster that is
+  // closed after all of them (BullMQ closes only the blocking duplicates it made).
+  const redis = queueConnection(config, "worker");
+  releasers.add("redis connection", () => redis.close());
+  const parts: Parts = { config, opts, log, clock, rand, releasers, connection: redis.connection, prisma };
   const queues = openQueues(parts);
   // Events: status flips are written with their outbox row; the relay moves them to the queue.
   const eventStore = createEventStore({ prisma });
@@ -161,7 +168,13 @@ function startEventsWorker({ config, opts, connection, log, releasers }: Parts, 
 
 function startRefreshWorker(parts: Parts, refreshQueue: Queue<RefreshJobData>, stack: RefreshStack): Worker<RefreshJobData> {
   const { opts, clock, log } = parts;
-  const processor = createRefreshProcessor({ ...stack, queue: refreshQueue, logger: opts.logger, clock });
+  const processor = createRefreshProcessor({
+    ...stack,
+    queue: refreshQueue,
+    logger: opts.logger,
+    clock,
+    retryDelayMs: retryBackoff(parts),
+  });
   const worker = new Worker<RefreshJobData>(QUEUES.refresh, processor, refreshWorkerOptions(parts));
   worker.on("error", (err) => log.error({ err, queue: worker.name }, "worker error"));
   worker.on("failed", (job, err) =>
@@ -171,7 +184,7 @@ function startRefreshWorker(parts: Parts, refreshQueue: Queue<RefreshJobData>, s
         jobId: job?.id,
         userUlid: isUlid(job?.data.userUlid) ? job.data.userUlid : undefined,
         attemptsMade: job?.attemptsMade,
-        code: err.message,
+        reason: err.message,
       },
       "refresh job attempt failed",
     ),
@@ -179,17 +192,22 @@ function startRefreshWorker(parts: Parts, refreshQueue: Queue<RefreshJobData>, s
   return worker;
 }
 
-function refreshWorkerOptions({ config, opts, connection, rand }: Parts) {
+/** Jittered exponential backoff (BullMQ's attemptsMade → ms) for retries the row gives no time for. */
+function retryBackoff({ opts, rand }: Parts): (attemptsMade: number) => number {
   const retryBaseMs = opts.retryBaseMs ?? 5_000;
+  return (attemptsMade) => backoffDelayMs(attemptsMade - 1, rand, { baseMs: retryBaseMs, maxMs: 5 * 60_000 });
+}
+
+function refreshWorkerOptions(parts: Parts) {
+  const { config, connection } = parts;
   return {
     connection,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
     // One budget for Cal.com's token endpoints across every worker process (docs/architecture.md#invariant-8-rate-budget).
     limiter: { max: config.refresh.ratePerMinute, duration: 60_000 },
-    settings: {
-      backoffStrategy: (attemptsMade: number) => backoffDelayMs(attemptsMade - 1, rand, { baseMs: retryBaseMs, maxMs: 5 * 60_000 }),
-    },
+    // A failed attempt names its own retry time (the row's); other errors get the jittered backoff.
+    settings: { backoffStrategy: refreshBackoffStrategy(retryBackoff(parts)) },
     // BullMQ renews a live worker's lock every half lock, so a long refresh is not declared stalled;
     // a short lock lets another worker take over a dead one's jobs within seconds. Two token calls for
     // one user can never overlap anyway: the row lease keeps them apart.

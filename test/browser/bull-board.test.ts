@@ -5,16 +5,16 @@
  */
 import { copyFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import path from "node:path";
 import { jest } from "@jest/globals";
 import { Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { ulid } from "ulid";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import { producerConnection } from "../../src/queue/connection.js";
 import { JOB_NAMES, QUEUES } from "../../src/queue/names.js";
 import { testLogger } from "../support/log-sink.js";
+import { BROWSER_TIMEOUT_MS, boardPage, launchChromium, saveScreenshot } from "./board-browser.js";
 
 // Jest 30 on Node 20 cannot require() ESM; @fastify/static (under @bull-board/fastify) requires the ESM-only
 // content-disposition. Give jest's CommonJS loader the ES module, then load the server.
@@ -22,22 +22,12 @@ const contentDisposition = await import("content-disposition");
 jest.mock("content-disposition", () => contentDisposition);
 const { createWebServer } = await import("../../src/http/web-server.js");
 
-const TIMEOUT_MS = 60_000;
+const TIMEOUT_MS = BROWSER_TIMEOUT_MS;
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = `${process.env.TEST_QUEUE_PREFIX ?? "ctwtest"}browser${randomBytes(3).toString("hex")}`;
 const BOARD = "/admin/queues";
 const CREDS = { username: "ops", password: `pw-${randomBytes(8).toString("hex")}` };
 const SECRET = "SECRET_SHOULD_NOT_RENDER_123";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 jest.setTimeout(TIMEOUT_MS);
 
@@ -62,7 +52,7 @@ beforeAll(async () => {
     readiness: async () => ({ ok: true, checks: {} }),
   });
   origin = await app.listen({ port: 0, host: "127.0.0.1" });
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS, timeout: TIMEOUT_MS });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
@@ -74,24 +64,9 @@ afterAll(async () => {
   }
 });
 
-/** A page with the board's credentials that never leaves the test server (the UI links a web font). */
-async function boardPage(received: string[]): Promise<Page> {
-  const context = await browser!.newContext({ httpCredentials: CREDS, viewport: { width: 1400, height: 900 } });
-  await context.route("**/*", (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
-  const page = await context.newPage();
-  page.on("response", (res) => {
-    if (res.url().includes("/api/"))
-      void res.text().then(
-        (t) => received.push(t),
-        () => undefined,
-      );
-  });
-  return page;
-}
-
 test("the board lists the queues and shows a refresh job's ULID but never its token", async () => {
   const received: string[] = [];
-  const page = await boardPage(received);
+  const page = await boardPage(browser!, origin, CREDS, received);
 
   await page.goto(`${origin}${BOARD}`, { waitUntil: "domcontentloaded" });
   for (const name of [QUEUES.refresh, QUEUES.sweep, QUEUES.events]) {
@@ -110,8 +85,6 @@ test("the board lists the queues and shows a refresh job's ULID but never its to
   expect(received.length).toBeGreaterThan(0);
   expect(received.filter((body) => body.includes(SECRET))).toEqual([]);
 
-  const dir = process.env.TEST_ARTIFACTS_DIR ?? "/tmp";
-  const file = path.join(dir, "bull-board.png");
-  await page.screenshot({ path: file, fullPage: true });
+  const file = await saveScreenshot(page, "bull-board.png");
   if (file !== "/tmp/bull-board.png") copyFileSync(file, "/tmp/bull-board.png");
 });

@@ -44,11 +44,12 @@ export class UnscriptedCalcomCallError extends Error {
   }
 }
 
-const METHODS: readonly CalcomMethod[] = ["refreshManaged", "forceRefreshManaged", "refreshOAuth2"];
+const METHODS: readonly CalcomMethod[] = ["refreshManaged", "forceRefreshManaged", "refreshOAuth2", "exchangeAuthorizationCode"];
 
 /** How an argument appears in a message: a calUserId as is, a token as length + last 4 characters. */
 function describeArg(call: RecordedCalcomCall): string {
   if (call.method === "forceRefreshManaged") return `calUserId ${call.arg}`;
+  if (call.method === "exchangeAuthorizationCode") return `authorization code …${call.arg.code.slice(-4)} (${call.arg.code.length} chars)`;
   const t = String(call.arg);
   return `refresh token …${t.slice(-4)} (${t.length} chars)`;
 }
@@ -76,6 +77,7 @@ export function createScriptedCalcomApi(): ScriptedCalcomApi {
     refreshManaged: (refreshToken) => answer({ method: "refreshManaged", arg: refreshToken }),
     forceRefreshManaged: (calUserId) => answer({ method: "forceRefreshManaged", arg: calUserId }),
     refreshOAuth2: (refreshToken) => answer({ method: "refreshOAuth2", arg: refreshToken }),
+    exchangeAuthorizationCode: (input) => answer({ method: "exchangeAuthorizationCode", arg: { ...input } }),
 
     script(method, ...more) {
       steps.get(method)!.push(...(more as ScriptStep<CalcomMethod>[]));

@@ -32,6 +32,9 @@ export function testEnv(calUrl: string, overrides: Record<string, string> = {}):
     TOKEN_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     CAL_HTTP_TIMEOUT_MS: "2000",
     REFRESH_LEASE_SECONDS: "10",
+    // Tests change rows behind the module's back (no pair-change message): read the row every time.
+    // The cache's own tests turn it on.
+    TOKEN_CACHE_SECONDS: "0",
     LOG_LEVEL: "debug",
     QUEUE_PREFIX: process.env.TEST_QUEUE_PREFIX ?? "ctwtest",
     ...overrides,

@@ -19,7 +19,7 @@ const calError = (code: string, message: string): string =>
 const rfc = (error: string, description = "x"): string => json({ error, error_description: description });
 const HTML = "<html><head><title>502 Bad Gateway</title></head><body><h1>502</h1></body></html>";
 const NGINX_404 = "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center></body></html>";
-const ENDPOINTS: TokenEndpoint[] = ["managed.refresh", "managed.forceRefresh", "oauth2.token"];
+const ENDPOINTS: TokenEndpoint[] = ["managed.refresh", "managed.forceRefresh", "oauth2.token", "oauth2.code"];
 const classify = (endpoint: TokenEndpoint, status: number, body: string, headers = {}): CalRefreshResult =>
   classifyResponse(endpoint, status, headers, body, NOW);
 
@@ -79,6 +79,22 @@ const REJECTION_CASES: Record<string, { proves: Case[]; nearMisses: Case[] }> = 
       ["oauth2.token", 400, rfc("unsupported_grant_type")],
       ["oauth2.token", 404, rfc("invalid_grant")],
       ["managed.refresh", 400, rfc("invalid_grant")],
+    ],
+  },
+  "oauth2.code_rejected": {
+    proves: [
+      ["oauth2.code", 400, rfc("invalid_grant", "code_invalid_or_expired")],
+      ["oauth2.code", 400, rfc("invalid_grant", "redirect_uri_mismatch")],
+      ["oauth2.code", 400, rfc("invalid_grant", "invalid_code_verifier")],
+      ["oauth2.code", 400, json({ status: "error", data: { error: "invalid_grant", error_description: "code_invalid_or_expired" } })],
+    ],
+    nearMisses: [
+      ["oauth2.code", 401, rfc("invalid_grant")],
+      ["oauth2.code", 401, rfc("invalid_client", "invalid_client_credentials")],
+      ["oauth2.code", 400, rfc("invalid_request", "code is required")],
+      ["oauth2.code", 400, rfc("unsupported_grant_type")],
+      ["oauth2.code", 404, calError("NotFoundException", "Cannot POST /v2/v2/auth/oauth2/token")],
+      ["managed.forceRefresh", 400, rfc("invalid_grant")],
     ],
   },
 };

@@ -139,9 +139,20 @@ describe("usage without a database", () => {
     expect((await run(["status", "123"])).code).toBe(2);
     expect((await run(["refresh", ULID, "--timeout", "-5"])).code).toBe(2);
     expect((await run(["list", "--status", "BROKEN"])).code).toBe(2);
-    const bad = await run(["status", ULID], { DATABASE_URL: "mysql://x", CAL_CLIENT_ID: "id" });
+    // The bad DATABASE_URL is the first line, on its own; every other problem follows.
+    const bad = await run(["import", "-"], { DATABASE_URL: "mysql://x", CAL_CLIENT_ID: "id" });
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/DATABASE_URL[\s\S]*CAL_CLIENT_SECRET[\s\S]*TOKEN_ENCRYPTION_KEYS/);
+    expect(bad.err.split("\n")[0]).toBe("cal-tokens: DATABASE_URL must be a postgres:// or postgresql:// URL (it starts with mysql://)");
+    expect(bad.err).toMatch(/also invalid:[\s\S]*TOKEN_ENCRYPTION_KEYS/);
+  });
+
+  it("a read-only command names only DATABASE_URL: it needs nothing else", async () => {
+    const bad = await run(["status", ULID], { DATABASE_URL: "mysql://x" });
+    expect(bad).toEqual({
+      code: 2,
+      out: "",
+      err: "cal-tokens: DATABASE_URL must be a postgres:// or postgresql:// URL (it starts with mysql://)\n",
+    });
   });
 
   it("help is exit 0 on stdout", async () => {

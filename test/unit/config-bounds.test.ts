@@ -40,6 +40,8 @@ describe("number bounds", () => {
     ["ON_DEMAND_WAIT_MS", "99", "of milliseconds from 100 to 30000"],
     ["ON_DEMAND_WAIT_MS", "30001", "of milliseconds from 100 to 30000"],
     ["MIN_REFRESH_INTERVAL_SECONDS", "3601", "of seconds from 0 to 3600"],
+    ["TOKEN_CACHE_SECONDS", "301", "of seconds from 0 to 300"],
+    ["TOKEN_CACHE_MAX_USERS", "0", "from 1 to 1000000"],
     ["PORT", "1.5", "from 0 to 65535"],
     ["PORT", "1e3", "from 0 to 65535"],
     ["PORT", "ten", "from 0 to 65535"],
@@ -89,9 +91,10 @@ describe("number bounds", () => {
       SWEEP_INTERVAL_SECONDS: "86400",
       CAL_HTTP_TIMEOUT_MS: "120000",
       REFRESH_LEASE_SECONDS: "120",
+      TOKEN_CACHE_SECONDS: "300",
     });
-    const { ratePerMinute: _count, ...durationsMs } = c.refresh;
-    const durations = [...Object.values(durationsMs), c.sweepIntervalMs, c.calcom.timeoutMs];
+    const { ratePerMinute: _count, cache, ...durationsMs } = c.refresh;
+    const durations = [...Object.values(durationsMs), cache.ttlMs, c.sweepIntervalMs, c.calcom.timeoutMs];
     for (const ms of durations) expect(ms).toBeLessThanOrEqual(MAX_TIMER_MS);
     expect(MAX_TIMER_MS).toBe(2 ** 31 - 1);
   });

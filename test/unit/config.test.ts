@@ -29,6 +29,7 @@ describe("loadConfig", () => {
       onDemandBufferMs: 120_000,
       onDemandWaitMs: 2_000,
       minIntervalMs: 30_000,
+      cache: { ttlMs: 30_000, maxUsers: 10_000 },
       leaseMs: 5_000,
       ratePerMinute: 450,
     });
@@ -41,10 +42,11 @@ describe("loadConfig", () => {
 
   it("lists every missing secret at once, with no defaults for secrets", () => {
     const problems = problemsOf({});
-    for (const name of ["DATABASE_URL", "CAL_CLIENT_ID", "CAL_CLIENT_SECRET", "TOKEN_ENCRYPTION_KEYS"]) {
+    for (const name of ["DATABASE_URL", "CAL_OAUTH_CLIENT_ID or CAL_CLIENT_ID", "TOKEN_ENCRYPTION_KEYS"]) {
       expect(problems.some((p) => p.startsWith(`${name}:`))).toBe(true);
     }
-    expect(problems).toHaveLength(4);
+    // One line for the missing Cal.com client, naming both kinds (test/unit/config-clients.test.ts).
+    expect(problems).toHaveLength(3);
   });
 
   it("reports each bad value with its name and never echoes secret values", () => {
@@ -143,6 +145,14 @@ describe("refresh settings", () => {
   it("reads ON_DEMAND_WAIT_MS, MIN_REFRESH_INTERVAL_SECONDS and the short base lease", () => {
     const c = loadConfig({ ...good, ON_DEMAND_WAIT_MS: "1500", MIN_REFRESH_INTERVAL_SECONDS: "10", REFRESH_LEASE_SECONDS: "3" });
     expect(c.refresh).toMatchObject({ onDemandWaitMs: 1_500, minIntervalMs: 10_000, leaseMs: 3_000 });
+  });
+
+  it("reads the token cache settings: on for 30 s and 10,000 users by default, 0 turns it off", () => {
+    expect(loadConfig(good).refresh.cache).toEqual({ ttlMs: 30_000, maxUsers: 10_000 });
+    expect(loadConfig({ ...good, TOKEN_CACHE_SECONDS: "0", TOKEN_CACHE_MAX_USERS: "50" }).refresh.cache).toEqual({
+      ttlMs: 0,
+      maxUsers: 50,
+    });
   });
 
   it("a lease shorter than the HTTP timeout is fine now (the refresher extends it around each call)", () => {

@@ -1,12 +1,13 @@
 /**
  * `cal-tokens list [--status S] [--json] [--limit N] [--after ULID]`: rows without secrets, in ULID
- * order. Keyset paging: the next page starts after the last ULID printed (`next`).
+ * order; needs only DATABASE_URL. Keyset paging: the next page starts after the last ULID printed
+ * (`next`).
  */
 import { Option, type Command } from "commander";
 import type { CalTokenStatus } from "../../core/types.js";
 import { findTokenListPage, type TokenListRow } from "../../store/token-list.js";
 import { positiveIntArg, statusArg, STATUSES, ulidArg } from "../args.js";
-import { errLine, line, when, withContext, withPrisma, type CliDeps } from "../context.js";
+import { errLine, jsonLine, line, when, withDatabaseContext, withPrisma, type CliDeps } from "../context.js";
 import { EXIT } from "../io.js";
 
 interface ListOptions {
@@ -20,17 +21,17 @@ export function registerList(program: Command, deps: CliDeps, done: (code: numbe
   program
     .command("list")
     .addOption(new Option("--status <status>", `only rows in this status (${STATUSES.join(", ")})`).argParser(statusArg))
-    .option("--json", 'print {"rows": [...], "next": ULID | null}')
+    .option("--json", 'print one JSON object: {"rows": [...], "next": ULID | null}')
     .addOption(new Option("--limit <n>", "at most this many rows").argParser(positiveIntArg(10_000)).default(100))
     .addOption(new Option("--after <ulid>", "start after this ULID (the previous page's next)").argParser(ulidArg))
-    .description("list stored users (no secrets): ulid, kind, status, expiry, next refresh, failures")
+    .description("list stored users (no secrets; needs only DATABASE_URL): ulid, kind, status, expiry, next refresh, failures")
     .action(async (opts: ListOptions) =>
       done(
-        await withContext(deps, (ctx) =>
+        await withDatabaseContext(deps, { json: opts.json === true }, (ctx) =>
           withPrisma(ctx, async (prisma) => {
             const { rows, next } = await findTokenListPage(prisma, opts);
-            if (opts.json) {
-              line(ctx.io, JSON.stringify({ rows, next }));
+            if (ctx.json) {
+              jsonLine(ctx.io, { rows, next });
               return EXIT.ok;
             }
             line(ctx.io, formatTable(rows));

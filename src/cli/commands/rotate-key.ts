@@ -8,7 +8,8 @@
  * held. `version` is NOT bumped: the plaintext pair did not change, so a refresh that read the row
  * before us still wins its own CAS, and a refresh that wrote after our read makes ours miss (its
  * pair is written with the active key anyway). updated_at is left alone for the same reason.
- * Held-pair records: src/store/held-pair-rotation.ts.
+ * Held-pair records: src/store/held-pair-rotation.ts. With --json, one JSON object at the end
+ * (docs/cli.md#json-output); on a terminal, a progress line on stderr while rows are re-encrypted.
  */
 import { Option, type Command } from "commander";
 import { isAppError } from "../../core/errors.js";
@@ -18,10 +19,12 @@ import { countRowsToReencrypt, findRowsToReencrypt, writeReencryptedEnvelopes } 
 import type { PrismaClient } from "../../store/prisma.js";
 import { createTokenCipher, type TokenCipher } from "../../store/token-cipher.js";
 import { positiveIntArg } from "../args.js";
-import { describeError, errLine, line, withContext, withPrisma, type CliContext, type CliDeps } from "../context.js";
+import { checkRedis, errLine, jsonLine, line, withContext, withPrisma, type CliContext, type CliDeps } from "../context.js";
+import { toFailure } from "../failures.js";
 import { EXIT } from "../io.js";
+import { createProgress } from "../progress.js";
 
-/** At most this many ULIDs are printed per list of rows left behind. */
+/** At most this many ULIDs are printed per list of rows left behind (all of them with --json). */
 const MAX_ULIDS_SHOWN = 20;
 
 interface RowTally {
@@ -36,13 +39,31 @@ export function registerRotateKey(program: Command, deps: CliDeps, done: (code: 
   program
     .command("rotate-key")
     .addOption(new Option("--batch-size <n>", "rows per batch").argParser(positiveIntArg(5_000)).default(200))
+    .option("--json", "print one JSON object at the end (docs/cli.md#json-output)")
     .description("re-encrypt every row and held pair not yet v2 under the active key (the first in TOKEN_ENCRYPTION_KEYS)")
-    .action(async (opts: { batchSize: number }) => done(await withContext(deps, (ctx) => rotateKey(ctx, opts.batchSize))));
+    .action(async (opts: { batchSize: number; json?: boolean }) =>
+      done(await withContext(deps, { json: opts.json === true }, (ctx) => rotateKey(ctx, opts.batchSize))),
+    );
 }
 
 async function rotateKey(ctx: CliContext, batchSize: number): Promise<number> {
   const cipher = createTokenCipher(ctx.config.encryptionKeys);
-  const rows = await withPrisma(ctx, (prisma) => reencryptRows(ctx, prisma, cipher, batchSize));
+  return withPrisma(ctx, async (prisma) => {
+    // Rows are done even without Redis; its records are then left for a later run (exit 1).
+    const redisDown = await checkRedis(ctx).then(
+      () => null,
+      (err: unknown) => toFailure(err, null),
+    );
+    if (redisDown) errLine(ctx.io, `cal-tokens: ${redisDown.message}: held pairs in Redis not checked; re-encrypting the rows only`);
+    const rows = await reencryptRows(ctx, prisma, cipher, batchSize);
+    if (!ctx.json) printRows(ctx, cipher, rows);
+    const held = redisDown ? null : await reencryptHeldPairRecords(ctx, cipher);
+    if (ctx.json) jsonLine(ctx.io, { activeKeyId: cipher.activeKeyId, rows, heldPairs: held });
+    return rows.remaining === 0 && held !== null && held.remaining === 0 ? EXIT.ok : EXIT.failed;
+  });
+}
+
+function printRows(ctx: CliContext, cipher: TokenCipher, rows: RowTally): void {
   line(
     ctx.io,
     `rotate-key: active key ${cipher.activeKeyId}; re-encrypted ${rows.reencrypted}, skipped (leased) ${rows.leased.length}, ` +
@@ -51,17 +72,18 @@ async function rotateKey(ctx: CliContext, batchSize: number): Promise<number> {
   printUlids(ctx, "leased (a refresh was running; run rotate-key again)", rows.leased);
   printUlids(ctx, "changed during the run (run rotate-key again if still listed)", rows.changed);
   printUlids(ctx, "could not be decrypted with any configured key", rows.failed);
-  const held = await reencryptHeldPairRecords(ctx, cipher);
-  return rows.remaining === 0 && held !== null && held.remaining === 0 ? EXIT.ok : EXIT.failed;
 }
 
 async function reencryptRows(ctx: CliContext, prisma: PrismaClient, cipher: TokenCipher, batchSize: number): Promise<RowTally> {
   const prefix = cipher.currentPrefix;
   const tally: RowTally = { reencrypted: 0, leased: [], changed: [], failed: [], remaining: 0 };
+  const total = await countRowsToReencrypt(prisma, prefix);
+  const progress = createProgress(ctx.io.stderr, { label: "rotate-key", unit: "rows", total, now: () => ctx.clock().getTime() });
   let after = "";
   for (;;) {
     const page = await findRowsToReencrypt(prisma, { prefix, after, limit: batchSize, now: ctx.clock() });
     for (const row of page) {
+      progress.tick();
       if (row.leased) {
         tally.leased.push(row.userUlid);
         continue;
@@ -85,15 +107,17 @@ async function reencryptRows(ctx: CliContext, prisma: PrismaClient, cipher: Toke
     if (!last || page.length < batchSize) break;
     after = last.userUlid;
   }
+  progress.done();
   tally.remaining = await countRowsToReencrypt(prisma, prefix);
   return tally;
 }
 
-/** Prints its own lines; null when Redis could not be reached (the run then fails). */
+/** Prints its own lines; null when the pass failed (the run then fails). */
 async function reencryptHeldPairRecords(ctx: CliContext, cipher: TokenCipher): Promise<HeldPairRotation | null> {
-  const redis = fleetRedis(ctx.config.redisUrl);
+  const redis = fleetRedis(ctx.config);
   try {
     const held = await reencryptHeldPairs({ redis, prefix: ctx.config.queuePrefix, cipher });
+    if (ctx.json) return held;
     line(
       ctx.io,
       `rotate-key: held pairs in Redis: re-encrypted ${held.reencrypted}, changed during the run ${held.changed.length}, ` +
@@ -104,7 +128,7 @@ async function reencryptHeldPairRecords(ctx: CliContext, cipher: TokenCipher): P
     return held;
   } catch (err) {
     ctx.logger.error({ err }, "rotate-key: held pairs in Redis not checked");
-    errLine(ctx.io, `rotate-key: held pairs in Redis not checked: ${describeError(err)}`);
+    errLine(ctx.io, `cal-tokens: held pairs in Redis not checked: ${toFailure(err, null).message}`);
     return null;
   } finally {
     redis.disconnect();

@@ -5,7 +5,7 @@
 import type { Body, Ctx } from "./http-io.js";
 import { sendJson } from "./http-io.js";
 import { isFault, stormError } from "./faults.js";
-import type { FakeCalcom, SeedOptions, StormOptions } from "./types.js";
+import type { AuthorizationCodeOptions, FakeCalcom, SeedOptions, StormOptions } from "./types.js";
 
 function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
   const opts: SeedOptions = {};
@@ -13,6 +13,16 @@ function seedOptions(body: Record<string, unknown> | undefined): SeedOptions {
   const clientId = body?.clientId;
   if (typeof ttl === "number") opts.accessTokenTtlMs = ttl;
   if (typeof clientId === "string") opts.clientId = clientId;
+  return opts;
+}
+
+/** `{clientId?, redirectUri?, codeChallenge?, calUserId?, accessTokenTtlMs?}`; other fields are ignored. */
+function codeOptions(body: Record<string, unknown> | undefined): AuthorizationCodeOptions {
+  const opts: AuthorizationCodeOptions = { ...seedOptions(body) };
+  const { redirectUri, codeChallenge, calUserId } = body ?? {};
+  if (typeof redirectUri === "string") opts.redirectUri = redirectUri;
+  if (typeof codeChallenge === "string") opts.codeChallenge = codeChallenge;
+  if (typeof calUserId === "number") opts.calUserId = calUserId;
   return opts;
 }
 
@@ -46,6 +56,8 @@ export function control(ctx: Ctx, fake: FakeCalcom, method: string, path: string
         return sendJson(ctx, 201, fake.createManagedUser(seedOptions(body)));
       case "POST /__fake/oauth2-grants":
         return sendJson(ctx, 201, fake.createOAuth2Grant(seedOptions(body)));
+      case "POST /__fake/authorization-codes":
+        return sendJson(ctx, 201, fake.createAuthorizationCode(codeOptions(body)));
       case "POST /__fake/faults": {
         const error = applyFaults(fake, body);
         return error ? sendJson(ctx, 400, { error }) : sendJson(ctx, 200, { ok: true, latencyMs: fake.faults.latencyMs });

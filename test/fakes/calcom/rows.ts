@@ -40,7 +40,8 @@ export interface OAuth2Pair {
 
 export interface StateOptions {
   clients: { id: string; secret: string }[];
-  oauth2Clients: { id: string; secret: string }[];
+  /** `secret: null`: a public client (PKCE, no secret). */
+  oauth2Clients: { id: string; secret: string | null }[];
   accessTokenTtlMs: number | undefined;
   oauth2AccessTokenTtlMs: number;
   now: () => number;
@@ -67,8 +68,12 @@ export function emptyStats(): FakeStats {
     refreshes: 0,
     forceRefreshes: 0,
     oauth2Refreshes: 0,
+    codeExchanges: 0,
+    rejectedCodes: 0,
     deadRefreshTokenUses: 0,
     unknownRefreshTokenUses: 0,
+    rotationsDroppedByFault: 0,
+    rotationsUndeliverable: 0,
     status498: 0,
     status401: 0,
     status429: 0,

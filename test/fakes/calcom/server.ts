@@ -7,6 +7,7 @@ import { appendFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { AuthorizationCodes } from "./auth-codes.js";
 import { control } from "./control-routes.js";
 import { FaultController } from "./faults.js";
 import type { Ctx } from "./http-io.js";
@@ -44,14 +45,18 @@ function safeDecode(s: string): string {
 export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<FakeCalcom> {
   const now = opts.now ?? Date.now;
   const tokensFile = opts.issuedTokensFile;
+  const onIssue = tokensFile ? (token: string) => appendFileSync(tokensFile, `${token}\n`) : () => {};
   const state = new CalcomState({
     clients: opts.clients ?? [{ id: "fake-client", secret: "fake-secret" }],
-    oauth2Clients: opts.oauth2Clients ?? [{ id: "fake-oauth-client", secret: "fake-oauth-secret" }],
+    oauth2Clients: opts.oauth2Clients ?? [
+      { id: "fake-oauth-client", secret: "fake-oauth-secret" },
+      { id: "fake-public-client", secret: null },
+    ],
     accessTokenTtlMs: opts.accessTokenTtlMs,
     oauth2AccessTokenTtlMs: opts.oauth2AccessTokenTtlMs ?? 1800 * 1000,
     now,
     enforceRefreshTokenExpiry: opts.enforceRefreshTokenExpiry ?? false,
-    onIssue: tokensFile ? (token) => appendFileSync(tokensFile, `${token}\n`) : () => {},
+    onIssue,
   });
   const faults = new FaultController(now);
   const limiter = opts.rateLimit === false ? null : new RateLimiter(now, opts.rateLimit);
@@ -67,7 +72,15 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
           }, ms);
           timers.add(t);
         });
-  const deps: TokenDeps = { state, faults, sleep, blockMs: limiter?.blockMs ?? DEFAULT_BLOCK_MS };
+  const codes = new AuthorizationCodes(state, onIssue);
+  const deps: TokenDeps = {
+    state,
+    codes,
+    faults,
+    sleep,
+    blockMs: limiter?.blockMs ?? DEFAULT_BLOCK_MS,
+    ...(opts.onTokenCall ? { onTokenCall: opts.onTokenCall } : {}),
+  };
 
   const countStatus = (status: number): void => {
     if (status === 401) state.stats.status401++;
@@ -138,7 +151,12 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
       }
     });
   });
+  let reachable = true;
   server.on("connection", (socket: Socket) => {
+    if (!reachable) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
@@ -162,7 +180,12 @@ export async function startFakeCalcom(opts: FakeCalcomOptions = {}): Promise<Fak
     },
     createManagedUser: (o) => state.seedManaged(o),
     createOAuth2Grant: (o) => state.seedOAuth2(o),
+    createAuthorizationCode: (o) => codes.mint(o),
     expireAccessToken: (token) => state.expireAccessToken(token),
+    setReachable: (r) => {
+      reachable = r;
+      if (!r) for (const s of sockets) s.destroy();
+    },
     setAccessTokenTtlMs: (ms) => {
       state.accessTokenTtlMs = ms;
     },

@@ -11,7 +11,8 @@ export class CalcomState {
   readonly now: () => number;
   accessTokenTtlMs: number | undefined;
   stats: FakeStats = emptyStats();
-  private readonly clientSecrets: Record<TokenKind, Map<string, string>>;
+  /** null: a public OAuth 2.0 client (no secret). */
+  private readonly clientSecrets: Record<TokenKind, Map<string, string | null>>;
   private readonly users = new Map<number, User>();
   private readonly accessTokens = new Map<string, TokenRow>();
   /** Live refresh-token rows (what the DB holds). */
@@ -34,7 +35,8 @@ export class CalcomState {
     };
   }
 
-  clientSecret(kind: TokenKind, clientId: string): string | undefined {
+  /** The client's secret; null for a public client; undefined for an unknown client. */
+  clientSecret(kind: TokenKind, clientId: string): string | null | undefined {
     return this.clientSecrets[kind].get(clientId);
   }
 
@@ -193,6 +195,11 @@ export class CalcomState {
 
   isRefreshTokenLive(token: string): boolean {
     return this.refreshTokens.has(token);
+  }
+
+  /** The user a refresh token was issued to, live or rotated away. */
+  refreshTokenOwner(token: string): number | undefined {
+    return this.issuedRefreshTokens.get(token)?.userId;
   }
 
   isAccessTokenValid(token: string): boolean {

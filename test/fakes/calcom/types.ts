@@ -8,8 +8,11 @@ export interface FakeCalcomOptions {
   port?: number;
   /** Platform OAuth clients (managed users). Default [{ id: "fake-client", secret: "fake-secret" }]. */
   clients?: { id: string; secret: string }[];
-  /** Third-party OAuth 2.0 clients. Default [{ id: "fake-oauth-client", secret: "fake-oauth-secret" }]. */
-  oauth2Clients?: { id: string; secret: string }[];
+  /**
+   * Third-party OAuth 2.0 clients; `secret: null` is a public client (PKCE, no secret). Default
+   * [{ id: "fake-oauth-client", secret: "fake-oauth-secret" }, { id: "fake-public-client", secret: null }].
+   */
+  oauth2Clients?: { id: string; secret: string | null }[];
   /** When set, managed AT expiry = now + ttl exactly (no minute flooring), so tests can use 2-second tokens. */
   accessTokenTtlMs?: number;
   /** OAuth 2.0 access-token lifetime; default 1800 s like Cal.com. */
@@ -22,6 +25,35 @@ export interface FakeCalcomOptions {
   enforceRefreshTokenExpiry?: boolean;
   /** Append every token string the fake issues, one per line (lets a test scan logs for leaked secrets). */
   issuedTokensFile?: string;
+  /** Called once the fate of each token-endpoint call is known (for a delivered answer, a second later). */
+  onTokenCall?: (call: TokenCallRecord) => void;
+}
+
+/**
+ * One token-endpoint call as the fake saw it (the chaos soak, scripts/soak, measures lost rotations and dead
+ * refresh tokens with these). Times are the fake's clock.
+ */
+export interface TokenCallRecord {
+  route: RouteKey;
+  /** The Cal.com user the call concerned, when the fake could tell (a rotated-away refresh token still names its user). */
+  calUserId?: number;
+  arrivedAt: number;
+  answeredAt: number;
+  /** `rotated`: a pair was committed; `deadRefreshToken`: a rotated-away refresh token was presented; `other`: anything else. */
+  outcome: "rotated" | "deadRefreshToken" | "other";
+  /**
+   * `delivered`: written, and the connection stayed open for a second after; `withheld`: a fault kept the answer
+   * (dropAfterCommit, hangAfterCommit, malformedJson, noRefreshToken, a storm's 504 after commit, hang);
+   * `gone`: the caller's connection was already closed when the fake answered (the caller died, or gave up);
+   * `closedAfter`: written, but the connection closed within a second (the caller may have died before reading it).
+   */
+  delivery: "delivered" | "withheld" | "gone" | "closedAfter";
+  /** For `closedAfter`: when the connection closed. */
+  closedAt?: number;
+  /** The fault that answered in Cal.com's place (a 5xx, a 429, a storm's answer), shaped its body, or withheld it. */
+  fault?: Fault | `storm${StormStatus}`;
+  /** The caller's port: which process made the call. */
+  remotePort?: number;
 }
 
 export interface RateLimitConfig {
@@ -46,6 +78,27 @@ export interface OAuth2GrantSeed {
   accessTokenExpiresAt: number;
 }
 
+/** A code as if the user had just approved an OAuth 2.0 app (docs/calcom-api.md#oauth2-authorization-code). */
+export interface AuthorizationCodeOptions {
+  /** Default: the first OAuth 2.0 client. */
+  clientId?: string;
+  /** Bind the code to this redirect URI: the exchange must send exactly it. */
+  redirectUri?: string;
+  /** Bind the code to a PKCE S256 challenge (base64url SHA-256 of the verifier). Required for a public client. */
+  codeChallenge?: string;
+  /** An existing user of the app reconnecting; default: a new user (a new grant). */
+  calUserId?: number;
+  /** Access-token lifetime of this user's pairs (as SeedOptions). */
+  accessTokenTtlMs?: number;
+}
+
+export interface AuthorizationCodeSeed {
+  code: string;
+  calUserId: number;
+  /** Epoch ms; single use, ten minutes. */
+  expiresAt: number;
+}
+
 export interface SeedOptions {
   clientId?: string;
   accessTokenTtlMs?: number;
@@ -58,8 +111,15 @@ export interface FakeCalcom {
   close(): Promise<void>;
   createManagedUser(opts?: SeedOptions): ManagedUserSeed;
   createOAuth2Grant(opts?: SeedOptions): OAuth2GrantSeed;
+  /** Mints an authorization code for the token endpoint's authorization_code grant. */
+  createAuthorizationCode(opts?: AuthorizationCodeOptions): AuthorizationCodeSeed;
   /** Moves the token's expiry into the past; the row is kept, so it answers 498 (until purged). */
   expireAccessToken(accessToken: string): void;
+  /**
+   * `false`: Cal.com is unreachable: every open connection is destroyed (calls in flight still commit, unheard)
+   * and new ones are closed as soon as they are accepted, on every route; `true`: back to normal.
+   */
+  setReachable(reachable: boolean): void;
   setAccessTokenTtlMs(ms: number): void;
   /** Faults for the three token endpoints (managed refresh, force-refresh, oauth2 token). */
   faults: FaultSwitches;
@@ -155,8 +215,17 @@ export interface FakeStats {
   refreshes: number;
   forceRefreshes: number;
   oauth2Refreshes: number;
+  /** Authorization codes exchanged for a pair, and code exchanges refused with invalid_grant. */
+  codeExchanges: number;
+  rejectedCodes: number;
   deadRefreshTokenUses: number;
   unknownRefreshTokenUses: number;
+  /**
+   * Rotations committed whose answer never reached the caller: a fault withheld it, or the caller's connection was
+   * already closed when the fake answered (see TokenCallRecord's `withheld` and `gone`).
+   */
+  rotationsDroppedByFault: number;
+  rotationsUndeliverable: number;
   status498: number;
   status401: number;
   status429: number;

@@ -151,15 +151,43 @@ describe("sweep and refresh", () => {
     expect((await h.client.getCalTokenStatus(a.userUlid))?.version).toBe(2);
     expect((await cli(["refresh", ulid()])).code).toBe(1);
   }, 30_000);
+
+  it("refresh --wait with a key that cannot open the row: token.decrypt_failed on the first line, the log after", async () => {
+    const a = record();
+    await cli(["import"], { stdin: a.line });
+    const res = await cli(["refresh", a.userUlid, "--wait"], {
+      env: h.env({ TOKEN_ENCRYPTION_KEYS: `other:${Buffer.alloc(32, 7).toString("base64")}` }),
+    });
+    expect(res.code).toBe(1);
+    const [first, ...rest] = res.err.trimEnd().split("\n");
+    expect(first).toBe(
+      `cal-tokens: refresh of ${a.userUlid} failed: stored tokens could not be decrypted with TOKEN_ENCRYPTION_KEYS (token.decrypt_failed)`,
+    );
+    expect(rest.map((l) => JSON.parse(l) as { err?: { code?: string } }).some((l) => l.err?.code === "token.decrypt_failed")).toBe(true);
+  }, 30_000);
 });
 
 describe("usage and configuration errors", () => {
-  it("missing CAL_CLIENT_SECRET is exit 2 and named", async () => {
+  it("import needs the whole configuration (exit 2, named); status, list and migrate read metadata only: DATABASE_URL is all", async () => {
     const env = h.env();
-    delete env.CAL_CLIENT_SECRET;
-    const res = await cli(["list"], { env });
+    delete env.TOKEN_ENCRYPTION_KEYS;
+    const res = await cli(["import"], { env, stdin: "" });
     expect(res.code).toBe(2);
-    expect(res.err).toContain("CAL_CLIENT_SECRET");
+    expect(res.err).toBe("cal-tokens: invalid configuration:\n  - TOKEN_ENCRYPTION_KEYS: required\n");
+    const a = record();
+    await cli(["import"], { stdin: a.line });
+    const only = { DATABASE_URL: h.databaseUrl };
+    expect(await cli(["status", a.userUlid], { env: only })).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(/status\s+ACTIVE/),
+      err: "",
+    });
+    expect(await cli(["list", "--json"], { env: only })).toMatchObject({ code: 0, out: expect.stringContaining(a.userUlid), err: "" });
+    expect(await cli(["migrate"], { env: only })).toMatchObject({
+      code: 0,
+      out: expect.stringMatching(/applied 0, already applied \d+/),
+      err: "",
+    });
   });
 
   it("an unknown command or option is exit 2; --help is 0", async () => {

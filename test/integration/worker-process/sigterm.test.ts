@@ -89,3 +89,12 @@ it("double SIGTERM with refreshes in flight: exits 0 in time and loses no rotati
   const audits = await h.db.calTokenAudit.count({ where: { userUlid: { in: users.map((u) => u.userUlid) }, outcome: "REFRESHED" } });
   expect(audits).toBe(stats.refreshes);
 }, 90_000);
+
+it("a SIGTERM while the worker is still starting stops it cleanly once started (exit 0, not killed)", async () => {
+  const starting = spawnWorker(workerEnv(h, prefix));
+  // Once the process has set itself up, while the worker is still connecting (before "worker started").
+  expect(await eventually(() => starting.output().includes("worker starting"), 20_000, 5)).toBe(true);
+  starting.child.kill("SIGTERM");
+  const exit = await within(starting.exited, 30_000);
+  expect(exit).toMatchObject({ code: 0, signal: null });
+}, 60_000);
