@@ -3,7 +3,7 @@
  * with a fresh token costs no database round trip. Bounded (least recently used out first), short-lived
  * (`ttlMs`), and never served past the token's own expiry minus the on-demand buffer, so a cached token
  * is always one ensureValidCalToken would have returned without refreshing. Entries are dropped when
- * the pair changes anywhere in the fleet (src/fleet/invalidation.ts), before a 498 replay, and on reconnect.
+ * the pair changes anywhere in the fleet (src/fleet/pair-changes.ts), before a 498 replay, and on reconnect.
  *
  * During a database outage an entry past its TTL but before that expiry bound is still served
  * (`getForOutage`): the token is valid; only its freshness in the row is unknown.

@@ -1,7 +1,7 @@
 /**
  * `cal-tokens import [FILE|-] [--json]`: JSON lines of token records from a file or stdin (never
  * argv). Each line is validated and saved on its own; the report names line numbers and problems
- * only. With --json, stdout is JSON lines: one object per record, then a summary (docs/cli.md#import).
+ * only. With --json, stdout is JSON lines: one object per record, then a summary (docs/cli.md#json-output).
  */
 import { fstatSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
