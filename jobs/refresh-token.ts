@@ -6,12 +6,18 @@
  * A failed attempt is retried at the time the failure bookkeeping wrote to the row, so the job and
  * the row agree: the retry finds the user due and counts as the next attempt, and after the last
  * one the job lands in Failed while the sweep queues the user again (docs/operations.md#bull-board).
+ *
+ * A scheduled job decides when it runs, by the refresh policy (src/core/grant-policy.ts,
+ * docs/architecture.md#scheduling): it refreshes an active user (keep fresh) or an idle OAuth2 user
+ * whose refresh token is near its 30-day expiry (keep alive); for any other idle user it makes no call,
+ * writes the re-planned time to the row (no new version, no audit row) and sleeps until then.
  */
 import { DelayedError, Worker, type Job, type Queue } from "bullmq";
 import { ERROR_CODES, TokenDecryptError } from "../src/core/errors.js";
 import { failureFromError } from "../src/core/failures.js";
+import { decideScheduled, type GrantPolicy, priorityForRow, type RefreshPlan, type ScheduledDecision } from "../src/core/grant-policy.js";
 import type { TokenMeta, TokenRecord, TokenStore } from "../src/core/ports.js";
-import type { Clock } from "../src/core/types.js";
+import type { Clock, Rand } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
 import { PRIORITY, type RefreshJobData } from "../src/queue/names.js";
 import { checkRefreshJob, REFRESH_JOB_SHAPE } from "../src/queue/refresh-job-data.js";
@@ -34,7 +40,7 @@ import {
 
 export interface RefreshJobResult {
   /** What happened; never a token (return values are visible in Bull Board). */
-  result: "refreshed" | "force_refreshed" | "by_other" | "not_needed" | "not_due" | "missing" | "reconnect_required";
+  result: "refreshed" | "force_refreshed" | "by_other" | "not_needed" | "not_due" | "idle" | "missing" | "reconnect_required";
   version?: number;
 }
 
@@ -49,6 +55,9 @@ export interface RefreshProcessorDeps {
   queue: Queue<RefreshJobData>;
   logger: Logger;
   clock: Clock;
+  rand: Rand;
+  /** The refresh policy: who is kept fresh, kept alive or parked. */
+  policy: GrantPolicy;
   /**
    * The worker's backoff (BullMQ's attemptsMade → ms), used when the row gives no later retry time
    * (the user is already due), so the time in the failure message is the time BullMQ uses.
@@ -84,7 +93,12 @@ async function processRefresh(ctx: Ctx, job: Job<RefreshJobData>, bullToken: str
   if (!token) return done(job, at, { result: "missing" });
   if (token.status === "RECONNECT_REQUIRED") return done(job, at, { result: "reconnect_required" });
   const onDemand = job.priority === PRIORITY.onDemand;
-  if (!onDemand && token.nextRefreshAt.getTime() > ctx.clock().getTime() + DUE_SLACK_MS) return notDue(ctx, job, at, token, bullToken);
+  if (!onDemand) {
+    const decision = decide(ctx, token);
+    if (!decision.refresh && decision.reason === "not_due") return notDue(ctx, job, at, token, bullToken, decision.priority);
+    if (!decision.refresh) return idle(ctx, job, at, token, decision.plan);
+    ctx.log.debug({ userUlid, jobId: job.id, purpose: decision.purpose }, "refresh job due");
+  }
   const outcome = await ctx.refresher.refresh({
     userUlid,
     trigger: onDemand ? "manual" : "worker",
@@ -95,7 +109,7 @@ async function processRefresh(ctx: Ctx, job: Job<RefreshJobData>, bullToken: str
   if (outcome.ok) {
     ctx.log.info({ userUlid, jobId: job.id, how: outcome.how }, "refresh job done");
     // The outcome carries the row as written (next refresh time included): no need to read it again.
-    await scheduleNext(ctx, job, outcome.token);
+    await scheduleNext(ctx, job, outcome.token, priorityForRow(outcome.token, ctx.clock(), ctx.policy));
     return done(job, at, { result: outcome.how, version: outcome.token.version });
   }
   const { error } = outcome;
@@ -128,6 +142,53 @@ async function readRow(ctx: Ctx, job: Job<RefreshJobData>, at: AttemptNumber, us
   }
 }
 
+/**
+ * The policy's decision for a scheduled job (src/core/grant-policy.ts). A user in a failure streak is
+ * retried whatever their activity: the row's next_refresh_at is then also the cool-down request paths
+ * obey (src/refresh/refresher.ts), which must never move weeks ahead (the store refuses it too).
+ */
+function decide(ctx: Ctx, token: TokenRecord): ScheduledDecision {
+  const decision = decideScheduled(token, ctx.clock(), ctx.policy, ctx.rand, DUE_SLACK_MS);
+  if (!decision.refresh && decision.reason === "idle" && token.lastFailureAt !== null) {
+    return { refresh: true, purpose: token.kind === "oauth2" ? "keep_alive" : "keep_fresh" };
+  }
+  return decision;
+}
+
+/**
+ * The user is idle and nothing is due for them: no call. The re-planned time goes to the row (a
+ * compare-and-swap on the version that does not bump it and writes no audit row) and the job sleeps
+ * until then. If the row changed meanwhile (a refresh, a failure, a reconnect), its own time stands.
+ */
+async function idle(
+  ctx: Ctx,
+  job: Job<RefreshJobData>,
+  at: AttemptNumber,
+  token: TokenRecord,
+  plan: RefreshPlan,
+): Promise<RefreshJobResult> {
+  const moved = await ctx.store.reschedule({ userUlid: token.userUlid, expectedVersion: token.version, nextRefreshAt: plan.at });
+  if (!moved) {
+    const current = await ctx.store.getMeta(token.userUlid);
+    if (current) await scheduleNext(ctx, job, current, priorityForRow(current, ctx.clock(), ctx.policy));
+    return done(job, at, { result: "not_due" }, current ? ` (the row changed; next refresh ${isoSeconds(current.nextRefreshAt)})` : "");
+  }
+  ctx.log.info(
+    { userUlid: token.userUlid, jobId: job.id, purpose: plan.purpose, nextRefreshAt: plan.at },
+    "user idle: no refresh, re-planned",
+  );
+  await scheduleNext(ctx, job, { ...token, nextRefreshAt: plan.at }, plan.priority);
+  const why = plan.purpose === "parked" ? "parked until" : "keep-alive at";
+  return done(job, at, { result: "idle" }, ` (not used for ${usedAgo(token, ctx.clock())}; ${why} ${isoSeconds(plan.at)})`);
+}
+
+/** How long ago a request path last used the token, for the job's log line. */
+function usedAgo(token: TokenRecord, now: Date): string {
+  if (token.lastUsedAt === null) return "as long as we know";
+  const minutes = Math.floor((now.getTime() - token.lastUsedAt.getTime()) / 60_000);
+  return minutes < 120 ? `${minutes} min` : `${Math.floor(minutes / 60)} h`;
+}
+
 /** The row is not due: another process refreshed meanwhile, or another attempt failed and set a later retry. */
 async function notDue(
   ctx: Ctx,
@@ -135,6 +196,7 @@ async function notDue(
   at: AttemptNumber,
   token: TokenRecord,
   bullToken: string | undefined,
+  priority: number,
 ): Promise<RefreshJobResult> {
   const dueAt = isoSeconds(token.nextRefreshAt);
   if (job.attemptsMade > 0 && token.firstFailureAt !== null && bullToken) {
@@ -145,15 +207,15 @@ async function notDue(
     throw new DelayedError();
   }
   // Refreshed elsewhere meanwhile (on demand, another dyno): just wake up again when it is due.
-  await scheduleNext(ctx, job, token);
+  await scheduleNext(ctx, job, token, priority);
   return done(job, at, { result: "not_due" }, ` (next refresh ${dueAt})`);
 }
 
-async function scheduleNext(ctx: Ctx, job: Job<RefreshJobData>, meta: TokenMeta): Promise<void> {
+async function scheduleNext(ctx: Ctx, job: Job<RefreshJobData>, meta: TokenMeta, priority: number): Promise<void> {
   if (meta.status !== "ACTIVE") return;
   // This job still holds the user's deduplication key; release it or the next add is swallowed.
   await job.removeDeduplicationKey();
-  await scheduleRefresh(ctx.queue, meta.userUlid, meta.nextRefreshAt, meta.lastUsedAt, ctx.clock);
+  await scheduleRefresh(ctx.queue, meta.userUlid, meta.nextRefreshAt, priority, ctx.clock);
 }
 
 /**

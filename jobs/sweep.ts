@@ -7,6 +7,7 @@
  * Cost grows with the number of due rows, not the table; a time budget bounds one run.
  */
 import type { Job, Queue } from "bullmq";
+import { type GrantPolicy, priorityForRow } from "../src/core/grant-policy.js";
 import type { Clock } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
 import type { RefreshJobData } from "../src/queue/names.js";
@@ -40,6 +41,8 @@ export function createSweep(deps: {
   queue: Queue<RefreshJobData>;
   logger: Logger;
   clock: Clock;
+  /** The refresh policy: a job's priority comes from the row's kind and last use (`priorityForRow`). */
+  policy: Pick<GrantPolicy, "keepFreshWindowMs">;
   /** Keep audit rows and delivered events this long; pruned at the end of each sweep. */
   retentionMs?: number;
 }): Sweep {
@@ -59,7 +62,9 @@ export function createSweep(deps: {
       if (!dryRun && rows.length > 0) {
         // One bad add must not stop the sweep; the next tick retries it.
         const results = await Promise.allSettled(
-          rows.map((r) => scheduleRefresh(deps.queue, r.userUlid, r.nextRefreshAt, r.lastUsedAt, deps.clock)),
+          rows.map((r) =>
+            scheduleRefresh(deps.queue, r.userUlid, r.nextRefreshAt, priorityForRow(r, deps.clock(), deps.policy), deps.clock),
+          ),
         );
         const failed = results.filter((r) => r.status === "rejected").length;
         if (failed > 0) log.warn({ failed }, "sweep could not enqueue some users");

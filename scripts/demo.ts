@@ -7,8 +7,10 @@
  * (ensureValidCalToken → GET /v2/me → handleCalApiResponse) while printing a live progress line.
  * It prints the environment that points the CLI at its database and queues, and how to cause a
  * Cal.com outage to watch in Bull Board. Logs (JSON) go to a file, so the progress line stays whole.
- * The worker keeps everyone fresh: requests should never see a 498 or wait on a refresh. Ctrl-C (or
- * DEMO_SECONDS) stops it and cleans up (the log file stays).
+ * Every user signs in at the start (one request path each) and the loop keeps them all in use, so the
+ * worker keeps everyone fresh (the refresh policy keeps fresh the users seen within
+ * KEEP_FRESH_WINDOW_SECONDS, docs/architecture.md#scheduling): requests should never see a 498 or
+ * wait on a refresh. Ctrl-C (or DEMO_SECONDS) stops it and cleans up (the log file stays).
  *
  * Knobs (environment): DEMO_USERS (300), DEMO_SECONDS (180, 0 = until Ctrl-C), DEMO_PORT (3000, 0 =
  * any free port), DEMO_TTL_SECONDS (60–120 by default: "a,b"), DEMO_REDIS_URL, DEMO_LOG_FILE.
@@ -89,6 +91,8 @@ async function start() {
     const ttlMs = (TTL_MIN + Math.random() * (TTL_MAX - TTL_MIN)) * 1000;
     users.push((await seedManagedUser(client, fake, { ttlMs })).userUlid);
   }
+  // Each user signs in: a request path uses the token, which marks the user active.
+  for (const userUlid of users) await client.ensureValidCalToken(userUlid);
   const worker = await startWorkerApp(config, { logger });
   const web = await startWebApp(config, { logger, host: "127.0.0.1", port: PORT }).catch(() =>
     startWebApp(config, { logger, host: "127.0.0.1", port: 0 }),

@@ -7,8 +7,8 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { ulid } from "ulid";
 import { workerConnection } from "../../src/queue/connection.js";
-import { QUEUES, type RefreshJobData } from "../../src/queue/names.js";
-import { REFRESH_JOB_DEFAULTS, createRefreshQueue, scheduleRefresh } from "../../src/queue/refresh-queue.js";
+import { PRIORITY, QUEUES, type RefreshJobData } from "../../src/queue/names.js";
+import { REFRESH_JOB_DEFAULTS, createRefreshQueue, priorityFor, scheduleRefresh } from "../../src/queue/refresh-queue.js";
 import { fmtBytes } from "../lib/format.js";
 import { median } from "../lib/stats.js";
 import type { BenchContext, Row, Section } from "../lib/types.js";
@@ -93,7 +93,7 @@ async function completedJobBytes(ctx: BenchContext, redis: Redis, prefix: string
   let completedBytes = Number.NaN;
   try {
     const finished = new Promise<void>((resolve) => doneWorker.once("completed", () => resolve()));
-    const job = await scheduleRefresh(doneQueue as Queue<RefreshJobData>, user, new Date(), null, clock);
+    const job = await scheduleRefresh(doneQueue as Queue<RefreshJobData>, user, new Date(), PRIORITY.idle, clock);
     await Promise.race([finished, sleep(10_000)]);
     completedBytes = Number(
       (await redis.call("MEMORY", "USAGE", `${prefix}:${doneName}:${job.jobId ?? ""}`, "SAMPLES", "0")) ?? Number.NaN,
@@ -128,7 +128,7 @@ async function redisMemory(ctx: BenchContext): Promise<Row[]> {
   const clock = () => new Date();
   const t0 = performance.now();
   for (let i = 0; i < plan.length; i += 500) {
-    await Promise.all(plan.slice(i, i + 500).map((p) => scheduleRefresh(queue, p.u, p.at, p.lastUsed, clock)));
+    await Promise.all(plan.slice(i, i + 500).map((p) => scheduleRefresh(queue, p.u, p.at, priorityFor(p.lastUsed, clock()), clock)));
   }
   const addMs = performance.now() - t0;
   const after = await usedMemory(redis);

@@ -6,7 +6,9 @@ import { performance } from "node:perf_hooks";
 import type { Queue } from "bullmq";
 import type pg from "pg";
 import { createSweep } from "../../jobs/sweep.js";
-import { loadConfig } from "../../src/config/config.js";
+import { grantPolicy, loadConfig } from "../../src/config/config.js";
+import { type GrantPolicy, priorityForRow } from "../../src/core/grant-policy.js";
+import type { DueRow } from "../../src/store/due-query.js";
 import { workerConnection } from "../../src/queue/connection.js";
 import type { RefreshJobData } from "../../src/queue/names.js";
 import { createRefreshQueue, scheduleRefresh } from "../../src/queue/refresh-queue.js";
@@ -34,6 +36,7 @@ interface Rig {
   queue: Queue<RefreshJobData>;
   sweep: ReturnType<typeof createSweep>;
   clock: () => Date;
+  policy: GrantPolicy;
 }
 
 async function sweepScaling(ctx: BenchContext): Promise<Row[]> {
@@ -50,7 +53,8 @@ async function sweepScaling(ctx: BenchContext): Promise<Row[]> {
   queue.on("error", () => undefined);
   ctx.defer(() => queue.close());
   const clock = () => new Date();
-  const sweep = createSweep({ prisma, queue, logger: ctx.logger, clock });
+  const policy = grantPolicy(config);
+  const sweep = createSweep({ prisma, queue, logger: ctx.logger, clock, policy });
 
   // Envelopes of a real token's size; the sweep never decrypts them.
   const cipher = createTokenCipher(config.encryptionKeys);
@@ -70,7 +74,7 @@ async function sweepScaling(ctx: BenchContext): Promise<Row[]> {
     filled = size;
     const mb = await sql.query<{ mb: string }>("SELECT pg_total_relation_size('cal_token') / 1048576.0 AS mb");
     m.tableMb.set(size, Number(mb.rows[0]?.mb ?? Number.NaN));
-    m.results.set(size, await measureSize({ sql, prisma, queue, sweep, clock }, size, m.plans));
+    m.results.set(size, await measureSize({ sql, prisma, queue, sweep, clock, policy }, size, m.plans));
   }
   await queue.obliterate({ force: true });
 
@@ -93,13 +97,7 @@ async function measureSize(rig: Rig, size: number, plans: Map<number, PlanInfo>)
   plans.set(size, await explainDue(sql, dueUntil));
 
   // ---- the due rows, for the enqueue-only arm (same adds as the sweep, no database) ----
-  const dueRows = await prisma.$queryRawUnsafe<{ userUlid: string; nextRefreshAt: Date; lastUsedAt: Date | null }[]>(
-    DUE_SQL,
-    new Date(0),
-    "",
-    dueUntil,
-    SW.due + 1,
-  );
+  const dueRows = await prisma.$queryRawUnsafe<DueRow[]>(DUE_SQL, new Date(0), "", dueUntil, SW.due + 1);
   if (dueRows.length !== SW.due) throw new Error(`expected ${SW.due} due rows, found ${dueRows.length}`);
 
   const arms = sweepArms(rig, dueUntil, dueRows);
@@ -117,11 +115,7 @@ async function measureSize(rig: Rig, size: number, plans: Map<number, PlanInfo>)
 }
 
 /** Full sweep, dry run (database only) and enqueue only (the same adds, no database); each returns ms. */
-function sweepArms(
-  { queue, sweep, clock }: Rig,
-  dueUntil: Date,
-  dueRows: { userUlid: string; nextRefreshAt: Date; lastUsedAt: Date | null }[],
-): Record<Arm, () => Promise<number>> {
+function sweepArms({ queue, sweep, clock, policy }: Rig, dueUntil: Date, dueRows: DueRow[]): Record<Arm, () => Promise<number>> {
   const horizonMs = () => dueUntil.getTime() - Date.now();
   return {
     full: async () => {
@@ -144,7 +138,9 @@ function sweepArms(
       const t0 = performance.now();
       for (let i = 0; i < dueRows.length; i += SW.pageSize) {
         await Promise.allSettled(
-          dueRows.slice(i, i + SW.pageSize).map((r) => scheduleRefresh(queue, r.userUlid, r.nextRefreshAt, r.lastUsedAt, clock)),
+          dueRows
+            .slice(i, i + SW.pageSize)
+            .map((r) => scheduleRefresh(queue, r.userUlid, r.nextRefreshAt, priorityForRow(r, clock(), policy), clock)),
         );
       }
       return performance.now() - t0;

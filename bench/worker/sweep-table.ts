@@ -16,7 +16,7 @@ export const SCATTER_A = 742_938_285;
 const SCATTER_P = 2_147_483_647;
 
 /** Same text as src/store/due-query.ts findDuePage (first page), for EXPLAIN. */
-export const DUE_SQL = `SELECT user_ulid AS "userUlid", next_refresh_at AS "nextRefreshAt", last_used_at AS "lastUsedAt"
+export const DUE_SQL = `SELECT user_ulid AS "userUlid", kind::text AS "kind", next_refresh_at AS "nextRefreshAt", last_used_at AS "lastUsedAt"
     FROM cal_token
     WHERE status = 'ACTIVE'::"CalTokenStatus"
       AND (next_refresh_at, user_ulid) > ($1::timestamptz, $2::char(26))

@@ -5,7 +5,7 @@
 import { performance } from "node:perf_hooks";
 import type { Job, Queue, Worker } from "bullmq";
 import type { HttpCalcomTokenApi } from "../../src/calcom/token-api.js";
-import type { RefreshJobData } from "../../src/queue/names.js";
+import { PRIORITY, type RefreshJobData } from "../../src/queue/names.js";
 import { scheduleRefresh } from "../../src/queue/refresh-queue.js";
 import type { FakeCalcom } from "../../test/fakes/calcom/index.js";
 import { sleep } from "./shared.js";
@@ -50,7 +50,7 @@ export async function drainRound(
   const clock = () => new Date();
   const at = new Date();
   for (let i = 0; i < users.length; i += 250) {
-    await Promise.all(users.slice(i, i + 250).map((u) => scheduleRefresh(queue, u, at, null, clock)));
+    await Promise.all(users.slice(i, i + 250).map((u) => scheduleRefresh(queue, u, at, PRIORITY.idle, clock)));
   }
   const results = new Map<string, number>();
   let done = 0;

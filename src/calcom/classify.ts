@@ -38,7 +38,7 @@ export function classifyResponse(
     if (body === undefined) return malformed(status, `Cal.com ${status}: body is not JSON`, true);
     const parsed = parseTokenBody(body, nowMs);
     if (!parsed.ok) return malformed(status, `Cal.com ${status}: ${parsed.reason}`, true);
-    return { kind: "refreshed", pair: parsed.pair, expiry: parsed.expiry };
+    return { kind: "refreshed", pair: parsed.pair, expiry: parsed.expiry, sentAt: new Date(nowMs) };
   }
 
   const err = readErrorBody(body);

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { ConfigError } from "../core/errors.js";
+import type { GrantPolicy } from "../core/grant-policy.js";
 import { crossFieldProblems, envSchema } from "./schema.js";
 import { SSL_MODES, withSslMode } from "../store/pg-tls.js";
 
@@ -35,6 +36,22 @@ export interface Config {
     /** Base lease held outside Cal.com calls, renewed before each call to cover its timeout. */
     leaseMs: number;
     ratePerMinute: number;
+  };
+  /**
+   * The refresh policy's spans (docs/architecture.md#scheduling; src/core/grant-policy.ts). Date
+   * arithmetic only, never a timer, so they may exceed a Node timer's 24.8 days. `grantPolicy(config)`
+   * combines them with the keep-fresh lead and jitter.
+   */
+  policy: {
+    /** KEEP_FRESH_WINDOW_SECONDS: a user whose token a request path used within this long is kept fresh. */
+    keepFreshWindowMs: number;
+    /** KEEP_ALIVE_LEAD_SECONDS, KEEP_ALIVE_JITTER_SECONDS: an idle OAuth2 user's refresh before the refresh token expires. */
+    keepAliveLeadMs: number;
+    keepAliveJitterMs: number;
+    /** REFRESH_TOKEN_AT_RISK_SECONDS: the at-risk gauge's window. */
+    refreshTokenAtRiskMs: number;
+    /** PARK_SECONDS: how far ahead an idle managed user is parked. */
+    parkMs: number;
   };
   sweepIntervalMs: number;
   /** Audit rows and delivered events older than this are pruned by the sweep. */
@@ -84,6 +101,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.REFRESH_LEASE_SECONDS * 1000,
       ratePerMinute: e.CAL_REFRESH_RATE_PER_MINUTE,
     },
+    policy: {
+      keepFreshWindowMs: e.KEEP_FRESH_WINDOW_SECONDS * 1000,
+      keepAliveLeadMs: e.KEEP_ALIVE_LEAD_SECONDS * 1000,
+      keepAliveJitterMs: e.KEEP_ALIVE_JITTER_SECONDS * 1000,
+      refreshTokenAtRiskMs: e.REFRESH_TOKEN_AT_RISK_SECONDS * 1000,
+      parkMs: e.PARK_SECONDS * 1000,
+    },
     sweepIntervalMs: e.SWEEP_INTERVAL_SECONDS * 1000,
     auditRetentionMs: e.AUDIT_RETENTION_DAYS * 24 * 3600_000,
     workerConcurrency: e.WORKER_CONCURRENCY,
@@ -95,6 +119,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queuePrefix: e.QUEUE_PREFIX,
     notes: [e.CAL_API_URL.note].filter((n): n is string => n !== null),
   };
+}
+
+/** The refresh policy of src/core/grant-policy.ts, from the configuration. */
+export function grantPolicy(config: Pick<Config, "refresh" | "policy">): GrantPolicy {
+  return { leadMs: config.refresh.leadMs, jitterMs: config.refresh.jitterMs, ...config.policy };
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -26,6 +26,15 @@ export function millis(min: number, max: number) {
   return int(min, max, " of milliseconds");
 }
 
+/**
+ * A span in seconds that only ever enters date arithmetic (compared with, or added to, a stored time;
+ * at most a BullMQ delay, which Redis keeps as a timestamp), never a Node timer: bounded as a count,
+ * so it may exceed the 24.8 days a timer holds.
+ */
+export function spanSeconds(min: number, max: number) {
+  return int(min, max, " of seconds");
+}
+
 function assertTimerBound(maxMs: number): void {
   if (maxMs > MAX_TIMER_MS) throw new Error(`config schema: a duration bound of ${maxMs} ms exceeds a Node timer's ${MAX_TIMER_MS} ms`);
 }

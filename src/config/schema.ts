@@ -1,8 +1,25 @@
 import { z } from "zod";
-import { apiOrigin, bearerToken, clientId, clientSecret, encryptionKeys, flag, hashTag, int, millis, seconds, url } from "./fields.js";
+import {
+  apiOrigin,
+  bearerToken,
+  clientId,
+  clientSecret,
+  encryptionKeys,
+  flag,
+  hashTag,
+  int,
+  millis,
+  seconds,
+  spanSeconds,
+  url,
+} from "./fields.js";
 import { hasKnownSslMode, SSL_MODES } from "../store/pg-tls.js";
 
 export const DEFAULT_QUEUE_PREFIX = "caltok";
+
+const DAY_S = 86_400;
+/** Cal.com's OAuth2 refresh tokens live 30 days (src/core/grant-policy.ts). */
+const OAUTH2_REFRESH_TOKEN_TTL_S = 30 * DAY_S;
 
 /**
  * Every number has both bounds: a typo must not pass as a setting (PORT=70000), and no duration may
@@ -30,6 +47,18 @@ export const envSchema = z.object({
   ON_DEMAND_WAIT_MS: millis(100, 30_000).default(2_000),
   /** Minimum time between two refreshes of one user (stops refresh loops). */
   MIN_REFRESH_INTERVAL_SECONDS: seconds(0, 3_600).default(30),
+  /**
+   * The refresh policy (docs/architecture.md#scheduling). "Active" = a request path used the token
+   * within this long; at least two minutes, because request paths record use at most once a minute.
+   */
+  KEEP_FRESH_WINDOW_SECONDS: spanSeconds(120, 30 * DAY_S).default(300),
+  /** An idle OAuth2 user is refreshed at refresh-token expiry − lead − random(0, jitter). */
+  KEEP_ALIVE_LEAD_SECONDS: spanSeconds(3_600, 30 * DAY_S).default(3 * DAY_S),
+  KEEP_ALIVE_JITTER_SECONDS: spanSeconds(0, 30 * DAY_S).default(2 * DAY_S),
+  /** The at-risk gauge counts OAuth2 users whose refresh token expires within this long. */
+  REFRESH_TOKEN_AT_RISK_SECONDS: spanSeconds(0, 30 * DAY_S).default(DAY_S),
+  /** How far ahead an idle managed user's row is parked (no refresh; the next request refreshes inline). */
+  PARK_SECONDS: spanSeconds(60, 365 * DAY_S).default(30 * DAY_S),
   /** How long a request path may serve a user's access token from this process's memory; 0 turns it off. */
   TOKEN_CACHE_SECONDS: seconds(0, 300).default(30),
   /** How many users' access tokens one process keeps in memory. */
@@ -57,12 +86,39 @@ export const envSchema = z.object({
  * per-variable problems (zod skips object refinements when any field failed).
  */
 export function crossFieldProblems(env: Record<string, string | undefined>): string[] {
-  const problems: string[] = [...clientProblems(env), ...clusterProblems(env)];
+  const problems: string[] = [...clientProblems(env), ...clusterProblems(env), ...keepAliveProblems(env)];
   if (env.EVENTS_WEBHOOK_URL && !env.EVENTS_WEBHOOK_SECRET) {
     problems.push("EVENTS_WEBHOOK_SECRET: required when EVENTS_WEBHOOK_URL is set");
   }
   if (Boolean(env.BULL_BOARD_USERNAME) !== Boolean(env.BULL_BOARD_PASSWORD)) {
     problems.push("BULL_BOARD_PASSWORD: set both BULL_BOARD_USERNAME and BULL_BOARD_PASSWORD, or neither");
+  }
+  return problems;
+}
+
+/**
+ * The keep-alive must fall inside an OAuth2 refresh token's 30 days (or every refresh would be followed
+ * by another at once), and before the at-risk alert (or every keep-alive would raise it first).
+ */
+function keepAliveProblems(env: Record<string, string | undefined>): string[] {
+  // Each value as its own rule reads it (default when unset); one that breaks that rule is reported there only.
+  const n = (name: "KEEP_ALIVE_LEAD_SECONDS" | "KEEP_ALIVE_JITTER_SECONDS" | "REFRESH_TOKEN_AT_RISK_SECONDS"): number | null => {
+    const parsed = envSchema.shape[name].safeParse(env[name]);
+    return parsed.success ? parsed.data : null;
+  };
+  const lead = n("KEEP_ALIVE_LEAD_SECONDS");
+  const jitter = n("KEEP_ALIVE_JITTER_SECONDS");
+  const atRisk = n("REFRESH_TOKEN_AT_RISK_SECONDS");
+  const problems: string[] = [];
+  if (lead !== null && jitter !== null && lead + jitter >= OAUTH2_REFRESH_TOKEN_TTL_S) {
+    problems.push(
+      `KEEP_ALIVE_LEAD_SECONDS: with KEEP_ALIVE_JITTER_SECONDS it must stay below an OAuth2 refresh token's ${OAUTH2_REFRESH_TOKEN_TTL_S} s (30 days); got ${lead} + ${jitter}`,
+    );
+  }
+  if (lead !== null && atRisk !== null && atRisk >= lead) {
+    problems.push(
+      `REFRESH_TOKEN_AT_RISK_SECONDS: must be below KEEP_ALIVE_LEAD_SECONDS (${lead}), or every keep-alive raises the alert first; got ${atRisk}`,
+    );
   }
   return problems;
 }

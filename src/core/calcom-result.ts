@@ -28,7 +28,17 @@ export type CalRefreshResult =
    * A 2xx carrying both tokens. `expiry` is always set by the HTTP client; test doubles may leave it
    * out, which reads as an exact expiry.
    */
-  | { kind: "refreshed"; pair: TokenPair; expiry?: ExpiryNote }
+  | {
+      kind: "refreshed";
+      pair: TokenPair;
+      expiry?: ExpiryNote;
+      /**
+       * When the request that issued the pair was sent: an OAuth2 refresh token expires 30 days from it
+       * (src/core/grant-policy.ts). Set by the HTTP client; test doubles may leave it out, and the
+       * refresher then uses the attempt's start, which is earlier.
+       */
+      sentAt?: Date;
+    }
   /**
    * Proof that the grant (or the user) is dead, and nothing else: exactly the answers in the client's
    * rejection table (docs/calcom-api.md#how-the-client-classifies-answers).

@@ -41,6 +41,8 @@ export interface TokenMeta {
   leaseOwner: string | null;
   leaseUntil: Date | null;
   rotationUncertain: boolean;
+  /** Cal.com rejected the stored refresh token and no new pair was stored since (managed: force-refresh next). */
+  refreshTokenRejected: boolean;
   failureCount: number;
   firstFailureAt: Date | null;
   lastFailureAt: Date | null;
@@ -103,7 +105,7 @@ export interface TokenStore {
   releaseLease(userUlid: string, owner: string): Promise<void>;
   /**
    * Compare-and-swap the rotated pair: WHERE version = expectedVersion. Clears the lease (if ours),
-   * failures and rotationUncertain; status ACTIVE; version + 1. `false` = another writer won.
+   * failures, rotationUncertain and refreshTokenRejected; status ACTIVE; version + 1. `false` = another writer won.
    */
   saveRotated(input: {
     userUlid: string;
@@ -126,10 +128,20 @@ export interface TokenStore {
     owner: string;
     code: string;
     rotationUncertain: boolean;
+    /** Sets refresh_token_rejected (OR-ed like rotationUncertain); a new pair clears both. */
+    refreshTokenRejected?: boolean;
     nextRefreshAt: Date;
     failureWindowMs: number;
     now: Date;
   }): Promise<boolean>;
+  /**
+   * Moves next_refresh_at without touching the pair: a scheduled job found its user idle and made no
+   * call (docs/architecture.md#scheduling). Compare-and-swap on the version, and only while the row is
+   * ACTIVE and has no failure streak (its next_refresh_at is then also the cool-down request paths
+   * obey, which must never move weeks ahead). Does not bump the version, writes no audit row and leaves
+   * updated_at alone: scheduling is coordination, not data. `false` = the row changed meanwhile.
+   */
+  reschedule(input: { userUlid: string; expectedVersion: number; nextRefreshAt: Date }): Promise<boolean>;
   /** status = RECONNECT_REQUIRED, CAS on version; releases the lease if ours. */
   markReconnectRequired(input: { userUlid: string; expectedVersion: number; owner: string; code: string; now: Date }): Promise<boolean>;
   /** Records use by a request path (prioritises busy users). Cheap, best effort. */

@@ -146,6 +146,14 @@ function registerFleetGauges(registry: Registry, stats: () => Promise<TokenStats
     },
   });
   new Gauge({
+    name: "cal_token_refresh_token_at_risk",
+    help: "ACTIVE OAuth2 users whose refresh token expires within REFRESH_TOKEN_AT_RISK_SECONDS (or has expired): the keep-alive refresh has not got through; the grant is lost at expiry",
+    registers: [registry],
+    async collect() {
+      this.set((await stats()).refreshTokenAtRisk);
+    },
+  });
+  new Gauge({
     name: "cal_token_expiry_adjusted_recent",
     help: "Refreshes in the last 5 minutes whose access-token expiry Cal.com sent in another form (converted) or not at all (assumed)",
     labelNames: ["how"] as const,

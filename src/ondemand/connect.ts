@@ -12,6 +12,7 @@
 import type { CalRefreshResult } from "../core/calcom-result.js";
 import { AppError } from "../core/errors.js";
 import { failure, failureFromCalcom, type Failure } from "../core/failures.js";
+import { assumedRefreshTokenExpiry } from "../core/grant-policy.js";
 import type { CalcomTokenApi, TokenMeta } from "../core/ports.js";
 import type { Clock } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
@@ -40,6 +41,7 @@ export function createCompleteConnection(deps: ConnectDeps): CompleteCalConnecti
     const req = parseConnectInput(input);
     if (!deps.app) throw appError(failure("oauth2AppMissing"));
     if (deps.app.publicClient && req.codeVerifier === undefined) throw verifierRequired();
+    const sentAt = deps.clock();
     const result = await deps.calcom.exchangeAuthorizationCode({
       code: req.code,
       redirectUri: req.redirectUri,
@@ -52,7 +54,7 @@ export function createCompleteConnection(deps: ConnectDeps): CompleteCalConnecti
       );
       throw appError(exchangeFailure(result));
     }
-    const meta = await store(deps, req, result);
+    const meta = await store(deps, req, result, result.sentAt ?? sentAt);
     deps.log.info({ userUlid: req.userUlid, expirySource: result.expiry?.source ?? null }, "Cal.com connection completed");
     return toStatusReport(meta, deps.clock());
   };
@@ -63,6 +65,7 @@ async function store(
   deps: ConnectDeps,
   req: ParsedConnectInput,
   result: Extract<CalRefreshResult, { kind: "refreshed" }>,
+  sentAt: Date,
 ): Promise<TokenMeta> {
   const { pair } = result;
   const checked = checkSaveInput({
@@ -70,7 +73,8 @@ async function store(
     accessToken: pair.accessToken,
     refreshToken: pair.refreshToken,
     accessTokenExpiresAt: pair.accessTokenExpiresAt,
-    refreshTokenExpiresAt: pair.refreshTokenExpiresAt,
+    // Cal.com does not send it: 30 days from when the exchange was sent (src/core/grant-policy.ts).
+    refreshTokenExpiresAt: assumedRefreshTokenExpiry("oauth2", sentAt, pair.refreshTokenExpiresAt),
     kind: "oauth2",
   });
   if (!checked.ok) {

@@ -4,6 +4,7 @@
  * expected failures come back as `TokenRefreshResult` values with stable codes from the failure
  * catalogue (src/core/failures.ts); only programmer errors throw.
  */
+import type { GrantPolicy } from "../core/grant-policy.js";
 import type { AlertSink, CalcomTokenApi, TokenStore } from "../core/ports.js";
 import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
@@ -34,10 +35,10 @@ export interface OnDemandDeps {
   waitMs: number;
   /** The in-process access-token cache and whether fleet invalidations are being heard (token-cache.ts). */
   cache?: { tokens: TokenCache; live: () => boolean };
-  leadMs: number;
-  jitterMs: number;
-  /** Called after every successful save: schedules the user's next background refresh. */
-  afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
+  /** The refresh policy (src/core/grant-policy.ts): plans a saved user's next refresh. */
+  policy: GrantPolicy;
+  /** Called after every successful save: schedules the user's next background refresh at `priority`. */
+  afterSave?: (userUlid: string, nextRefreshAt: Date, priority: number) => Promise<void>;
   /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
   alerts?: AlertSink;
   /** The refresh queue; without it requestCalTokenRefresh answers queue.unavailable. */
@@ -84,8 +85,7 @@ export function createOnDemandService(deps: OnDemandDeps): OnDemandService {
     log,
     clock,
     rand: deps.rand,
-    leadMs: deps.leadMs,
-    jitterMs: deps.jitterMs,
+    policy: deps.policy,
     ...(deps.afterSave ? { afterSave: deps.afterSave } : {}),
     ...(deps.alerts ? { alerts: deps.alerts } : {}),
     ...(deps.unconfiguredKinds ? { unconfiguredKinds: deps.unconfiguredKinds } : {}),

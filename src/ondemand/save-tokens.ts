@@ -4,7 +4,7 @@
  */
 import { AppError } from "../core/errors.js";
 import { failure } from "../core/failures.js";
-import { computeNextRefreshAt } from "../core/policy.js";
+import { assumedRefreshTokenExpiry, type GrantPolicy, latestIssuedAt, planNextRefresh } from "../core/grant-policy.js";
 import type { AlertSink, TokenMeta, TokenStore } from "../core/ports.js";
 import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
@@ -25,10 +25,10 @@ export interface SaveTokensDeps {
   log: Logger;
   clock: Clock;
   rand: Rand;
-  leadMs: number;
-  jitterMs: number;
-  /** Called after every successful save: schedules the user's next background refresh. */
-  afterSave?: (userUlid: string, nextRefreshAt: Date, lastUsedAt: Date | null) => Promise<void>;
+  /** The refresh policy (src/core/grant-policy.ts): plans the saved user's next refresh. */
+  policy: GrantPolicy;
+  /** Called after every successful save: schedules the user's next background refresh at `priority`. */
+  afterSave?: (userUlid: string, nextRefreshAt: Date, priority: number) => Promise<void>;
   /** A save after a failure streak or a reconnect clears the user's alert (token.recovered). */
   alerts?: AlertSink;
   /** Kinds whose Cal.com client is not configured: saveCalTokens refuses them. */
@@ -61,12 +61,30 @@ function kindWithoutClient(kind: CalTokenKind): AppError {
   return new AppError(f.code, `saveCalTokens: ${f.message}${hint}`, { retryable: f.retryable });
 }
 
+/**
+ * An OAuth2 pair without a refresh-token expiry (Cal.com does not send one) gets the assumed one: 30
+ * days from when the pair was issued, at the latest (`latestIssuedAt`: a pair saved long after it was
+ * issued, e.g. by an import, keeps its real deadline). The connect helper passes the exact one.
+ */
+function withRefreshTokenExpiry<T extends Pick<ParsedSaveInput, "kind" | "pair">>(parsed: T, now: Date): T {
+  const { pair } = parsed;
+  const issuedAt = latestIssuedAt(pair.accessTokenExpiresAt, now);
+  return {
+    ...parsed,
+    pair: { ...pair, refreshTokenExpiresAt: assumedRefreshTokenExpiry(parsed.kind, issuedAt, pair.refreshTokenExpiresAt) },
+  };
+}
+
 /** The save path shared by `saveCalTokens` and the connect helper (connect.ts). */
 export function createSavePair(deps: SaveTokensDeps): SavePair {
   const { log } = deps;
-  return async function savePair(parsed, opts = {}) {
+  return async function savePair(input, opts = {}) {
     const now = deps.clock();
-    const nextRefreshAt = computeNextRefreshAt(parsed.pair.accessTokenExpiresAt, now, deps.leadMs, deps.jitterMs, deps.rand);
+    const parsed = withRefreshTokenExpiry(input, now);
+    // The user is connecting (or the web app is storing their pair) now: planned as active, so the
+    // first refresh is a keep-fresh one; the job that wakes then decides by the user's actual use.
+    const plan = planNextRefresh({ ...parsed.pair, kind: parsed.kind, lastUsedAt: now }, now, deps.policy, deps.rand);
+    const nextRefreshAt = plan.at;
     let meta: Awaited<ReturnType<TokenStore["save"]>>;
     try {
       meta = await deps.store.save({ ...parsed, nextRefreshAt, now, ...(opts.ifAbsent ? { ifAbsent: true } : {}) });
@@ -80,7 +98,7 @@ export function createSavePair(deps: SaveTokensDeps): SavePair {
     // The pair is stored; scheduling and alerts are best effort (the sweep is the safety net).
     try {
       await deps.alerts?.recovered({ userUlid: parsed.userUlid, kind: parsed.kind, now });
-      await deps.afterSave?.(parsed.userUlid, nextRefreshAt, meta.lastUsedAt);
+      await deps.afterSave?.(parsed.userUlid, nextRefreshAt, plan.priority);
     } catch (err) {
       log.warn({ userUlid: parsed.userUlid, err }, "saved, but the next refresh was not scheduled; the sweep will pick it up");
     }

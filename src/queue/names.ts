@@ -21,15 +21,15 @@ export const JOB_NAMES = {
 
 export const SWEEP_SCHEDULER_ID = "token-sweep";
 
-/** Job priorities: 1 is the highest in BullMQ; unprioritised (0) jobs would jump both, so never use 0. */
-export const PRIORITY = {
-  onDemand: 1,
-  /** Users who used their token recently (docs/architecture.md#invariant-8-rate-budget). */
-  active: 5,
-  background: 10,
-  /** Users idle for a long time: refreshed when the budget allows. */
-  idle: 20,
-} as const;
+/** Job priorities (src/core/priority.ts), re-exported where the queue code has always found them. */
+export { PRIORITY } from "../core/priority.js";
+
+/**
+ * The refresh worker's BullMQ limiter takes this many jobs per CAL_REFRESH_RATE_PER_MINUTE: it counts
+ * jobs, not calls, and under the refresh policy most job wakes make none (an idle user re-planned, about
+ * 80 % in the capacity simulation). The shared call budget (src/fleet/call-budget.ts) limits the calls.
+ */
+export const JOBS_PER_BUDGETED_CALL = 4;
 
 /** Deduplication id for a user's refresh job (no ':' — BullMQ ids must not contain it). */
 export function refreshDedupId(userUlid: string): string {

@@ -12,7 +12,8 @@ import { createRefreshQueue, requestRefreshNow, scheduleRefresh } from "./refres
 import { TimeoutError, withTimeout } from "../core/timeout.js";
 
 export interface RefreshProducer {
-  schedule(userUlid: string, at: Date, lastUsedAt: Date | null): Promise<void>;
+  /** Puts the user's delayed job at `at` with `priority` (scheduleRefresh). */
+  schedule(userUlid: string, at: Date, priority: number): Promise<void>;
   requestNow(userUlid: string): Promise<Job<RefreshJobData>>;
   /** Resolves when the job finished (either way), rejects on timeout. The database holds the result. */
   waitFor(job: Job<RefreshJobData>, timeoutMs: number): Promise<"completed" | "failed">;
@@ -81,8 +82,8 @@ export function createRefreshProducer(opts: { redis: RedisTarget; prefix: string
   }
 
   return {
-    async schedule(userUlid, at, lastUsedAt) {
-      await scheduleRefresh(await getQueue(), userUlid, at, lastUsedAt, opts.clock);
+    async schedule(userUlid, at, priority) {
+      await scheduleRefresh(await getQueue(), userUlid, at, priority, opts.clock);
     },
     async requestNow(userUlid) {
       return requestRefreshNow(await getQueue(), userUlid);

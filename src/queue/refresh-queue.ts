@@ -33,18 +33,8 @@ export function createRefreshQueue(opts: { connection: QueueOptions["connection"
   });
 }
 
-const DAY_MS = 24 * 3600_000;
-
-/**
- * Rate budget (docs/architecture.md#invariant-8-rate-budget): when the refresh budget cannot cover
- * everyone, recently active users come first. Idle users still get refreshed, after everyone else;
- * if their token lapses meanwhile, the on-demand path refreshes it inline when they come back.
- */
-export function priorityFor(lastUsedAt: Date | null, now: Date): number {
-  if (lastUsedAt && now.getTime() - lastUsedAt.getTime() < DAY_MS) return PRIORITY.active;
-  if (lastUsedAt && now.getTime() - lastUsedAt.getTime() < 30 * DAY_MS) return PRIORITY.background;
-  return PRIORITY.idle;
-}
+/** The keep-fresh priority by last use (src/core/priority.ts), re-exported where it has always been. */
+export { priorityFor } from "../core/priority.js";
 
 /** The canonical form of a user's ULID for job data and deduplication ids; refuses anything else. */
 export function canonicalJobUlid(userUlid: string): string {
@@ -57,7 +47,8 @@ export interface ScheduleResult {
 }
 
 /**
- * Puts the user's refresh job at `at` (the row's nextRefreshAt, which the database owns). A user who
+ * Puts the user's refresh job at `at` (the row's nextRefreshAt, which the database owns) with
+ * `priority` (from the policy: `planNextRefresh(…).priority` or `priorityForRow`, src/core/grant-policy.ts). A user who
  * already has a delayed job keeps it, moved to `at` (`reschedule`): a re-save with a shorter-lived
  * token must not leave the old, later job in place. A job that is waiting or running is left as is.
  * The moved job is the same job (BullMQ rewrites its delay, not its attempts), so a job waiting out a
@@ -68,7 +59,7 @@ export async function scheduleRefresh(
   queue: Queue<RefreshJobData>,
   userUlid: string,
   at: Date,
-  lastUsedAt: Date | null,
+  priority: number,
   clock: Clock,
 ): Promise<ScheduleResult> {
   const ulid = canonicalJobUlid(userUlid);
@@ -78,7 +69,7 @@ export async function scheduleRefresh(
     { userUlid: ulid },
     {
       delay: Math.max(0, at.getTime() - now.getTime()),
-      priority: priorityFor(lastUsedAt, now),
+      priority,
       deduplication: { id: refreshDedupId(ulid), reschedule: true },
     },
   );

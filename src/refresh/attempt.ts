@@ -4,21 +4,24 @@
  * the lease, so the settle functions take one argument instead of threading (token, req, started).
  */
 import { failure, failureFromError, type Failure } from "../core/failures.js";
+import type { GrantPolicy } from "../core/grant-policy.js";
 import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, TokenRecord, TokenStore } from "../core/ports.js";
 import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
 import type { HeldPairs } from "./held-pairs.js";
 import type { CalcomAnswer, OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
 
-export interface RefreshPolicy {
+/**
+ * How a refresh behaves. The grant policy's part (src/core/grant-policy.ts: keep-fresh lead and jitter,
+ * the keep-fresh window, keep-alive, parking) plans the next refresh after each new pair.
+ */
+export interface RefreshPolicy extends GrantPolicy {
   /** The base lease a refresh holds outside its Cal.com calls: a dead holder blocks others this long. */
   leaseMs: number;
   /** The lease taken right before each Cal.com call: the HTTP timeout plus a margin, so no second call can start. */
   callLeaseMs: number;
   /** No two refreshes of one user closer than this (except a forced one or after a 498): stops loops. */
   minIntervalMs: number;
-  leadMs: number;
-  jitterMs: number;
   /** Failures are counted at most once per window (a flapping Cal.com does not exhaust users). */
   failureWindowMs: number;
   pollIntervalMs: number;

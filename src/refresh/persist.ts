@@ -5,10 +5,10 @@
  * retried while our lease covers us and the process is not closing. Whatever happens, the pair is
  * either in the row or held — never dropped.
  */
-import { computeNextRefreshAt } from "../core/policy.js";
 import type { ExpiryNote } from "../core/calcom-result.js";
 import { ERROR_CODES } from "../core/errors.js";
-import type { TokenPair } from "../core/types.js";
+import { assumedRefreshTokenExpiry, planNextRefresh } from "../core/grant-policy.js";
+import type { RefreshTrigger, TokenPair } from "../core/types.js";
 import { type Attempt, settledByOther } from "./attempt.js";
 import { alert, emitOutcome, pairChanged } from "./effects.js";
 import type { OwnedHeldPair } from "./held-pairs.js";
@@ -21,22 +21,30 @@ export type SuccessOutcome = "REFRESHED" | "FORCE_REFRESHED";
 const MIN_LEASE_LEFT_FOR_RETRY_MS = 1_000;
 const MAX_RETRY_DELAY_MS = 5_000;
 
-export async function persistPair(a: Attempt, pair: TokenPair, outcome: SuccessOutcome, expiry?: ExpiryNote): Promise<RefreshOutcome> {
+/** What the Cal.com client said about the answer: how the access-token expiry was read, and when the request left. */
+export interface IssuedNote {
+  expiry?: ExpiryNote | undefined;
+  sentAt?: Date | undefined;
+}
+
+/** Request paths and the web app's own refresh requests: the user is using the token right now. */
+const REQUEST_TRIGGERS: readonly RefreshTrigger[] = ["on_demand", "api_expired", "manual"];
+
+export async function persistPair(a: Attempt, issued: TokenPair, outcome: SuccessOutcome, note: IssuedNote = {}): Promise<RefreshOutcome> {
   const { ctx, token } = a;
-  const note = expiryAuditCode(a, expiry);
+  const auditCode = expiryAuditCode(a, note.expiry);
   const now = ctx.clock();
-  // The minimum interval stops loops: an expiry that is always "nearly now" must not make the worker
-  // refresh this user again at once, over and over. Request paths still refresh a lapsed token inline.
-  const nextRefreshAt = new Date(
-    Math.max(
-      computeNextRefreshAt(pair.accessTokenExpiresAt, now, ctx.policy.leadMs, ctx.policy.jitterMs, ctx.rand).getTime(),
-      now.getTime() + ctx.policy.minIntervalMs,
-    ),
-  );
+  // Cal.com does not send an OAuth2 refresh token's expiry: 30 days from when the request left (the
+  // attempt's start if the client did not say, which is earlier). Stored with the pair, held or not.
+  const pair: TokenPair = {
+    ...issued,
+    refreshTokenExpiresAt: assumedRefreshTokenExpiry(token.kind, note.sentAt ?? a.started, issued.refreshTokenExpiresAt),
+  };
+  const nextRefreshAt = planAfterRefresh(a, pair, now);
   let held: OwnedHeldPair | null = null;
   for (let attempt = 0; ; attempt++) {
     try {
-      const res = await writeOnce(a, pair, outcome, nextRefreshAt, note);
+      const res = await writeOnce(a, pair, outcome, nextRefreshAt, auditCode);
       if (held) await ctx.heldPairs.forget(held);
       // Our own held pair may have been written meanwhile (by the flusher, or a write whose answer was
       // lost): the row holds the pair this attempt obtained, so this attempt did refresh.
@@ -66,6 +74,20 @@ export async function persistPair(a: Attempt, pair: TokenPair, outcome: SuccessO
       return { ok: true, how: successHow(outcome), token: { ...token, ...pair, nextRefreshAt, version: token.version } };
     }
   }
+}
+
+/**
+ * The row's next refresh time after a new pair (docs/architecture.md#scheduling): the grant policy's
+ * plan (keep fresh an active user, keep alive an idle OAuth2 grant, park an idle managed user), where a
+ * refresh for a request counts as use now (its last_used_at write may not have landed yet). At least
+ * MIN_REFRESH_INTERVAL ahead: an expiry that is always "nearly now" must not make the worker refresh
+ * this user again at once, over and over. Request paths still refresh a lapsed token inline.
+ */
+function planAfterRefresh(a: Attempt, pair: TokenPair, now: Date): Date {
+  const { ctx, token, req } = a;
+  const lastUsedAt = REQUEST_TRIGGERS.includes(req.trigger) ? now : token.lastUsedAt;
+  const plan = planNextRefresh({ ...pair, kind: token.kind, lastUsedAt }, now, ctx.policy, ctx.rand);
+  return new Date(Math.max(plan.at.getTime(), now.getTime() + ctx.policy.minIntervalMs));
 }
 
 /** One compare-and-swap, with its audit row in the same statement. Throws when the database fails. */

@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { concurrentAttemptFailure, coolingDownFailure, failure, failureFromError } from "../core/failures.js";
+import type { GrantPolicy } from "../core/grant-policy.js";
 import type { AlertSink, CallBudget, CalcomTokenApi, ConfigBreaker, HeldPairStore, TokenRecord, TokenStore } from "../core/ports.js";
 import type { CalTokenKind, Clock, Rand, TokenPair } from "../core/types.js";
 import { normalizeUlid } from "../core/ulid.js";
@@ -27,7 +28,7 @@ import type { OutcomeEvent, RefreshOutcome, RefreshRequest } from "./types.js";
 
 export type { RefreshPolicy } from "./attempt.js";
 
-export const DEFAULT_REFRESH_POLICY: Omit<RefreshPolicy, "leaseMs" | "callLeaseMs" | "leadMs" | "jitterMs" | "minIntervalMs"> = {
+export const DEFAULT_REFRESH_POLICY: Omit<RefreshPolicy, "leaseMs" | "callLeaseMs" | "minIntervalMs" | keyof GrantPolicy> = {
   failureWindowMs: 60 * 60_000,
   pollIntervalMs: 40,
   persistAttempts: 6,

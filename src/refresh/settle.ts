@@ -23,6 +23,13 @@ export async function refreshHoldingLease(a: Attempt): Promise<RefreshOutcome> {
       settled = true;
       return gate.outcome;
     }
+    // Cal.com already rejected this managed user's refresh token (and the force-refresh that followed
+    // failed): presenting it again would only earn another rejection, so force-refresh at once.
+    if (token.kind === "managed" && token.refreshTokenRejected && token.calUserId !== null) {
+      const outcome = await forceRefresh(a, token.calUserId, gate.probe, "refresh token rejected earlier; force-refreshing");
+      settled = true;
+      return outcome;
+    }
     const result =
       token.kind === "managed" ? await ctx.calcom.refreshManaged(token.refreshToken) : await ctx.calcom.refreshOAuth2(token.refreshToken);
     await afterCall(a, result, gate.probe);
@@ -39,7 +46,7 @@ export async function refreshHoldingLease(a: Attempt): Promise<RefreshOutcome> {
 export async function settle(a: Attempt, result: CalRefreshResult, success: SuccessOutcome): Promise<RefreshOutcome> {
   switch (result.kind) {
     case "refreshed":
-      return persistPair(a, result.pair, success, result.expiry);
+      return persistPair(a, result.pair, success, { expiry: result.expiry, sentAt: result.sentAt });
     case "rejected":
       if (success === "FORCE_REFRESHED") return settleReconnect(a, `force-refresh rejected (${result.status})`);
       return settleRejection(a, result.status);
@@ -96,17 +103,50 @@ export async function settleRejection(a: Attempt, status: number): Promise<Refre
   if (token.kind !== "managed" || token.calUserId === null) return settleReconnect(a, `refresh token rejected (${status})`);
   // The force-refresh must also run under the lease (extended to cover it), or a second process could
   // rotate meanwhile; it counts against the call budget like any token call. A closed gate leaves the
-  // rejected token in the row: the result is a retryable failure, never a success.
+  // rejected token in the row, marked so the next attempt force-refreshes without presenting it.
   const gate = await passGates(a, { checkBreaker: false });
-  if (!gate.open) return gate.outcome;
-  ctx.log.warn(
-    { userUlid: token.userUlid, status, rotationUncertain: token.rotationUncertain },
-    token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing",
-  );
-  const forced = await ctx.calcom.forceRefreshManaged(token.calUserId);
-  await afterCall(a, forced, false);
-  // The old refresh token is dead either way now: a failed force-refresh leaves the rotation uncertain.
-  return settle({ ...a, token: { ...token, rotationUncertain: true } }, forced, "FORCE_REFRESHED");
+  if (!gate.open) return markRejected(a, gate.outcome);
+  const why = token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing";
+  return forceRefresh(a, token.calUserId, false, `${why} (${status})`);
+}
+
+/** Managed recovery: a new pair for the user by Cal.com user id, under the attempt's (extended) lease. */
+async function forceRefresh(a: Attempt, calUserId: number, probe: boolean, why: string): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  ctx.log.warn({ userUlid: token.userUlid, rotationUncertain: token.rotationUncertain }, why);
+  const forced = await ctx.calcom.forceRefreshManaged(calUserId);
+  await afterCall(a, forced, probe);
+  // The old refresh token is dead either way now: a failed force-refresh leaves the rotation uncertain
+  // and the token marked rejected, so the retry force-refreshes again instead of presenting it.
+  return settle({ ...a, token: { ...token, rotationUncertain: true, refreshTokenRejected: true } }, forced, "FORCE_REFRESHED");
+}
+
+/**
+ * The call budget or the breaker refused the force-refresh after a rejection: the refused outcome
+ * stands, and the row records that its refresh token is dead, with the refusal's wait as the retry
+ * time (best effort; without it the next attempt presents the token once more and is rejected again,
+ * which costs a call, not the grant). A lost lease is left alone: the row is another attempt's now.
+ */
+async function markRejected(a: Attempt, refused: RefreshOutcome): Promise<RefreshOutcome> {
+  const { ctx, token } = a;
+  if (refused.ok || refused.error.code === ERROR_CODES.leaseTimeout) return refused;
+  const now = ctx.clock();
+  try {
+    await ctx.store.recordFailure({
+      userUlid: token.userUlid,
+      expectedVersion: token.version,
+      owner: a.lease.token,
+      code: refused.error.code,
+      rotationUncertain: token.rotationUncertain,
+      refreshTokenRejected: true,
+      nextRefreshAt: new Date(now.getTime() + (refused.retryAfterMs ?? backoffDelayMs(token.failureCount, ctx.rand))),
+      failureWindowMs: ctx.policy.failureWindowMs,
+      now,
+    });
+  } catch (err) {
+    ctx.log.warn({ userUlid: token.userUlid, err }, "could not mark the rejected refresh token; the next attempt presents it again");
+  }
+  return refused;
 }
 
 /** The grant is dead: RECONNECT_REQUIRED (compare-and-swap on the version read), audit row, alert. */
@@ -166,6 +206,7 @@ export async function settleTransient(a: Attempt, t: TransientFailure): Promise<
       owner: a.lease.token,
       code,
       rotationUncertain: t.mayHaveRotated || token.rotationUncertain,
+      refreshTokenRejected: token.refreshTokenRejected,
       nextRefreshAt: retryAt,
       failureWindowMs: ctx.policy.failureWindowMs,
       now,

@@ -1,7 +1,10 @@
+import type { CalTokenKind } from "../core/types.js";
 import type { PrismaClient } from "./prisma.js";
 
+/** What the sweep needs to put a user's job back: when, and the policy's priority (kind and last use). */
 export interface DueRow {
   userUlid: string;
+  kind: CalTokenKind;
   nextRefreshAt: Date;
   lastUsedAt: Date | null;
 }
@@ -22,7 +25,7 @@ export async function findDuePage(
 ): Promise<DueRow[]> {
   const after = opts.after ?? { nextRefreshAt: new Date(0), userUlid: "" };
   return prisma.$queryRaw<DueRow[]>`
-    SELECT user_ulid AS "userUlid", next_refresh_at AS "nextRefreshAt", last_used_at AS "lastUsedAt"
+    SELECT user_ulid AS "userUlid", kind::text AS "kind", next_refresh_at AS "nextRefreshAt", last_used_at AS "lastUsedAt"
     FROM cal_token
     WHERE status = 'ACTIVE'::"CalTokenStatus"
       AND (next_refresh_at, user_ulid) > (${after.nextRefreshAt}::timestamptz, ${after.userUlid}::char(26))

@@ -67,7 +67,7 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
           access_token_expires_at = EXCLUDED.access_token_expires_at,
           refresh_token_expires_at = EXCLUDED.refresh_token_expires_at,
           status = EXCLUDED.status, version = cal_token.version + 1,
-          lease_owner = NULL, lease_until = NULL, rotation_uncertain = false,
+          lease_owner = NULL, lease_until = NULL, rotation_uncertain = false, refresh_token_rejected = false,
           failure_count = 0, first_failure_at = NULL, last_failure_at = NULL, last_failure_code = NULL,
           last_refreshed_at = EXCLUDED.last_refreshed_at, next_refresh_at = EXCLUDED.next_refresh_at,
           updated_at = EXCLUDED.updated_at
@@ -120,7 +120,7 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
           access_token_enc = ${accessEnc}, refresh_token_enc = ${refreshEnc},
           access_token_expires_at = ${pair.accessTokenExpiresAt}::timestamptz,
           refresh_token_expires_at = ${pair.refreshTokenExpiresAt}::timestamptz,
-          version = version + 1, status = 'ACTIVE'::"CalTokenStatus", rotation_uncertain = false,
+          version = version + 1, status = 'ACTIVE'::"CalTokenStatus", rotation_uncertain = false, refresh_token_rejected = false,
           failure_count = 0, first_failure_at = NULL, last_failure_at = NULL, last_failure_code = NULL,
           last_refreshed_at = ${now}::timestamptz, next_refresh_at = ${input.nextRefreshAt}::timestamptz,
           lease_owner = CASE WHEN lease_owner = ${owner} THEN NULL ELSE lease_owner END,
@@ -152,11 +152,20 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
           first_failure_at = COALESCE(first_failure_at, ${now}::timestamptz),
           last_failure_at = ${now}::timestamptz, last_failure_code = ${input.code},
           rotation_uncertain = rotation_uncertain OR ${input.rotationUncertain}::boolean,
+          refresh_token_rejected = refresh_token_rejected OR ${input.refreshTokenRejected === true}::boolean,
           next_refresh_at = ${input.nextRefreshAt}::timestamptz,
           lease_owner = CASE WHEN lease_owner = ${owner} THEN NULL ELSE lease_owner END,
           lease_until = CASE WHEN lease_owner = ${owner} THEN NULL ELSE lease_until END,
           updated_at = ${now}::timestamptz
         WHERE user_ulid = ${normalizeUlid(input.userUlid)} AND version = ${input.expectedVersion}::int`;
+      return count > 0;
+    },
+
+    async reschedule(input) {
+      const count = await prisma.$executeRaw`
+        UPDATE cal_token SET next_refresh_at = ${input.nextRefreshAt}::timestamptz
+        WHERE user_ulid = ${normalizeUlid(input.userUlid)} AND version = ${input.expectedVersion}::int
+          AND status = 'ACTIVE'::"CalTokenStatus" AND last_failure_at IS NULL`;
       return count > 0;
     },
 

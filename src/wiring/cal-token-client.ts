@@ -5,7 +5,7 @@
  * API is not closed. `close()` runs the closers newest first: the refresher (flushes held pairs), the
  * Cal.com sockets, the held-pair Redis client, the refresh producer, then the Prisma client.
  */
-import { loadConfig, type Config } from "../config/config.js";
+import { grantPolicy, loadConfig, type Config } from "../config/config.js";
 import type { CalcomTokenApi, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
 import { createAlertSink } from "../events/alert-sink.js";
@@ -81,9 +81,9 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
   const service = createOnDemandService({
     ...(alerts ? { alerts } : {}),
     producer,
-    afterSave: (userUlid, at, lastUsedAt) => {
+    afterSave: (userUlid, at, priority) => {
       pairChanged(userUlid);
-      return producer.schedule(userUlid, at, lastUsedAt);
+      return producer.schedule(userUlid, at, priority);
     },
     ...(cache ? { cache } : {}),
     store,
@@ -93,8 +93,7 @@ export function createCalTokenClient(options: CalTokenClientOptions = {}): CalTo
     rand,
     bufferMs: config.refresh.onDemandBufferMs,
     waitMs: config.refresh.onDemandWaitMs,
-    leadMs: config.refresh.leadMs,
-    jitterMs: config.refresh.jitterMs,
+    policy: grantPolicy(config),
     // A kind without its client: saves are refused, refreshes fail coded (refresh-stack.ts); no query at creation.
     unconfiguredKinds: unconfiguredKinds(config),
     connect: { calcom, app: config.calcom.oauth2 ? { publicClient: config.calcom.oauth2.clientSecret === null } : null },

@@ -10,7 +10,7 @@
  * client. The database client belongs to the caller, which registered it earlier, so it closes later.
  * Starts no timers: the root starts `refresher.heldPairs` flushing.
  */
-import type { Config } from "../config/config.js";
+import { type Config, grantPolicy } from "../config/config.js";
 import type { AlertSink, CalcomTokenApi, TokenStore } from "../core/ports.js";
 import type { Clock, Rand } from "../core/types.js";
 import type { Logger } from "../log/logger.js";
@@ -89,8 +89,7 @@ export function createRefreshStack(deps: RefreshStackDeps): RefreshStack {
       // The lease before each call outlives the call (HTTP timeout) with a margin for the round trip.
       callLeaseMs: config.calcom.timeoutMs + CALL_LEASE_MARGIN_MS,
       minIntervalMs: config.refresh.minIntervalMs,
-      leadMs: config.refresh.leadMs,
-      jitterMs: config.refresh.jitterMs,
+      ...grantPolicy(config),
     },
     // A kind without its client fails its refreshes with a coded error, never a call with nothing.
     unconfiguredKinds: unconfiguredKinds(config),

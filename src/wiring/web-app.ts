@@ -64,7 +64,7 @@ export async function startWebApp(
   releasers.add("fleet redis", () => redis.disconnect());
   const metrics = createMetrics({
     queues: Object.values(queues),
-    tokenStats: () => readTokenStats(prisma, new Date()),
+    tokenStats: () => readTokenStats(prisma, new Date(), { refreshTokenAtRiskMs: config.policy.refreshTokenAtRiskMs }),
     fleetState: () => readFleetState(redis, prefix, new Date()),
   });
 

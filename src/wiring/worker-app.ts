@@ -11,7 +11,7 @@ import { createDeliverEventProcessor } from "../../jobs/deliver-event.js";
 import { refreshBackoffStrategy } from "../../jobs/refresh-report.js";
 import { createRefreshProcessor } from "../../jobs/refresh-token.js";
 import { createSweep, createSweepProcessor } from "../../jobs/sweep.js";
-import type { Config } from "../config/config.js";
+import { type Config, grantPolicy } from "../config/config.js";
 import { backoffDelayMs } from "../core/policy.js";
 import type { Clock, Rand } from "../core/types.js";
 import { isUlid } from "../core/ulid.js";
@@ -20,7 +20,7 @@ import { createEventRelay } from "../events/relay.js";
 import type { DeliverEventJobData } from "../events/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import { queueConnection } from "../queue/connection.js";
-import { QUEUES, type RefreshJobData } from "../queue/names.js";
+import { JOBS_PER_BUDGETED_CALL, QUEUES, type RefreshJobData } from "../queue/names.js";
 import { clearQueueOverrides } from "../queue/queue-overrides.js";
 import { createRefreshQueue } from "../queue/refresh-queue.js";
 import { ensureSweepScheduler } from "../queue/sweep-scheduler.js";
@@ -173,6 +173,8 @@ function startRefreshWorker(parts: Parts, refreshQueue: Queue<RefreshJobData>, s
     queue: refreshQueue,
     logger: opts.logger,
     clock,
+    rand: parts.rand,
+    policy: grantPolicy(parts.config),
     retryDelayMs: retryBackoff(parts),
   });
   const worker = new Worker<RefreshJobData>(QUEUES.refresh, processor, refreshWorkerOptions(parts));
@@ -204,8 +206,9 @@ function refreshWorkerOptions(parts: Parts) {
     connection,
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
-    // One budget for Cal.com's token endpoints across every worker process (docs/architecture.md#invariant-8-rate-budget).
-    limiter: { max: config.refresh.ratePerMinute, duration: 60_000 },
+    // Jobs per minute across every worker process (docs/architecture.md#invariant-8-rate-budget): a
+    // multiple of the call budget, because most job wakes make no call; the budget limits the calls.
+    limiter: { max: config.refresh.ratePerMinute * JOBS_PER_BUDGETED_CALL, duration: 60_000 },
     // A failed attempt names its own retry time (the row's); other errors get the jittered backoff.
     settings: { backoffStrategy: refreshBackoffStrategy(retryBackoff(parts)) },
     // BullMQ renews a live worker's lock every half lock, so a long refresh is not declared stalled;
@@ -221,7 +224,14 @@ function startSweepWorker(
   refreshQueue: Queue<RefreshJobData>,
   refresher: Refresher,
 ): Worker {
-  const sweep = createSweep({ prisma, queue: refreshQueue, logger: opts.logger, clock, retentionMs: config.auditRetentionMs });
+  const sweep = createSweep({
+    prisma,
+    queue: refreshQueue,
+    logger: opts.logger,
+    clock,
+    policy: grantPolicy(config),
+    retentionMs: config.auditRetentionMs,
+  });
   const lockMs = Math.max(10_000, config.sweepIntervalMs);
   const worker = new Worker(
     QUEUES.sweep,

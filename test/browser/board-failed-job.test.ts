@@ -18,7 +18,7 @@ import { REFRESH_JOB_DEFAULTS } from "../../src/queue/refresh-queue.js";
 import type { WorkerApp } from "../../src/wiring/worker-app.js";
 import { startHarness, type Harness, type SeededUser } from "../support/harness.js";
 import { testLogger } from "../support/log-sink.js";
-import { eventually, startWorker, uniquePrefix, workerEnv } from "../support/worker-harness.js";
+import { eventually, startWorker, uniquePrefix, useTokens, workerEnv } from "../support/worker-harness.js";
 import { BROWSER_TIMEOUT_MS, boardPage, launchChromium, saveScreenshot } from "./board-browser.js";
 
 // Jest 30 on Node 20 cannot require() ESM (@fastify/static → content-disposition); see bull-board.test.ts.
@@ -70,6 +70,7 @@ async function failSomeThenRecover(): Promise<void> {
   h.fake.faults.always("status503");
   const failing = await Promise.all([h.seedManaged(), h.seedManaged()]);
   seeded.push(...failing);
+  await useTokens(h, failing); // in use: the worker keeps them fresh (idle users' jobs make no call)
   const jobs: Job[] = [];
   for (const user of failing) {
     const id = await worker.refreshQueue.getDeduplicationJobId(refreshDedupId(user.userUlid));
@@ -85,6 +86,7 @@ async function failSomeThenRecover(): Promise<void> {
   // Short-lived tokens: each is refreshed within a few seconds, so the board shows completed jobs.
   const healthy = await Promise.all(Array.from({ length: 8 }, () => h.seedManaged({ ttlMs: 8_000 })));
   seeded.push(...healthy);
+  await useTokens(h, healthy);
   const users = healthy.map((u) => u.userUlid);
   const refreshed = async () => (await h.db.calToken.count({ where: { userUlid: { in: users }, version: { gt: 1 } } })) === users.length;
   if (!(await eventually(refreshed, 30_000))) throw new Error("the healthy users were not refreshed");

@@ -136,6 +136,7 @@ function toMeta(row: TokenRecord): TokenMeta {
     leaseOwner: row.leaseOwner,
     leaseUntil: copyDate(row.leaseUntil),
     rotationUncertain: row.rotationUncertain,
+    refreshTokenRejected: row.refreshTokenRejected,
     failureCount: row.failureCount,
     firstFailureAt: copyDate(row.firstFailureAt),
     lastFailureAt: copyDate(row.lastFailureAt),
@@ -251,6 +252,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
             leaseOwner: null,
             leaseUntil: null,
             rotationUncertain: false,
+            refreshTokenRejected: false,
             failureCount: 0,
             firstFailureAt: null,
             lastFailureAt: null,
@@ -274,6 +276,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
           leaseOwner: null,
           leaseUntil: null,
           rotationUncertain: false,
+          refreshTokenRejected: false,
           failureCount: 0,
           firstFailureAt: null,
           lastFailureAt: null,
@@ -340,6 +343,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
           version: int(row.version + 1, "version"),
           status: "ACTIVE",
           rotationUncertain: false,
+          refreshTokenRejected: false,
           failureCount: 0,
           firstFailureAt: null,
           lastFailureAt: null,
@@ -386,6 +390,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
         row.lastFailureAt = new Date(now.getTime());
         row.lastFailureCode = input.code;
         row.rotationUncertain = row.rotationUncertain || input.rotationUncertain;
+        row.refreshTokenRejected = row.refreshTokenRejected || input.refreshTokenRejected === true;
         row.nextRefreshAt = nextRefreshAt;
         releaseIfOwner(row, input.owner);
         row.updatedAt = new Date(now.getTime());
@@ -405,6 +410,17 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
         row.firstFailureAt ??= new Date(now.getTime());
         releaseIfOwner(row, input.owner);
         row.updatedAt = new Date(now.getTime());
+        return true;
+      }),
+
+    reschedule: (input) =>
+      run("reschedule", () => {
+        const nextRefreshAt = date(input.nextRefreshAt, "nextRefreshAt");
+        const expectedVersion = int(input.expectedVersion, "expectedVersion");
+        const row = find(input.userUlid);
+        if (row === undefined || row.version !== expectedVersion || row.status !== "ACTIVE" || row.lastFailureAt !== null) return false;
+        // Only next_refresh_at: no version, no updated_at, no audit row.
+        row.nextRefreshAt = nextRefreshAt;
         return true;
       }),
 
@@ -453,6 +469,7 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
         leaseOwner: null,
         leaseUntil: null,
         rotationUncertain: false,
+        refreshTokenRejected: false,
         failureCount: 0,
         firstFailureAt: null,
         lastFailureAt: null,

@@ -112,8 +112,9 @@ export function scriptedPair(over: Partial<TokenPair> = {}): TokenPair {
   };
 }
 
-export function refreshed(pair: Partial<TokenPair> = {}): CalRefreshResult {
-  return { kind: "refreshed", pair: scriptedPair(pair) };
+/** `sentAt`: when the HTTP client would say the request left (it always does; omitted = like a double that does not). */
+export function refreshed(pair: Partial<TokenPair> = {}, sentAt?: Date): CalRefreshResult {
+  return sentAt === undefined ? { kind: "refreshed", pair: scriptedPair(pair) } : { kind: "refreshed", pair: scriptedPair(pair), sentAt };
 }
 
 /** `code` defaults to what the classifier uses without a Cal.com error code: `HTTP_<status>`. */
@@ -152,5 +153,6 @@ function copyResult(r: CalRefreshResult): CalRefreshResult {
   return {
     kind: "refreshed",
     pair: { ...r.pair, accessTokenExpiresAt: new Date(a.getTime()), refreshTokenExpiresAt: b === null ? null : new Date(b.getTime()) },
+    ...(r.sentAt ? { sentAt: new Date(r.sentAt.getTime()) } : {}),
   };
 }

@@ -31,8 +31,32 @@ export function workerEnv(h: Harness, prefix: string, overrides: Record<string, 
     CAL_REFRESH_RATE_PER_MINUTE: "3000",
     // …and they are refreshed every few seconds, below the 30 s default minimum interval.
     MIN_REFRESH_INTERVAL_SECONDS: "1",
+    // The refresh policy (docs/architecture.md#scheduling) keeps fresh only users a request path used
+    // within this window; a test makes its users active once (`useTokens`) and they stay so for the
+    // whole test. Users never used are idle: parked (managed) or kept alive only near the 30-day
+    // refresh-token expiry (OAuth2), so the worker makes no call for them.
+    KEEP_FRESH_WINDOW_SECONDS: "600",
     ...overrides,
   });
+}
+
+/**
+ * Makes users active the way the web app does: a request path uses each token (ensureValidCalToken),
+ * which records last_used_at. Through a client with no on-demand buffer, so a seconds-long token is
+ * used, not refreshed inline (that would be a refresh the test did not ask for). Waits until every
+ * write landed (it is not awaited on the request path).
+ */
+export async function useTokens(h: Harness, users: readonly { userUlid: string }[]): Promise<void> {
+  const client = h.newClient({ ON_DEMAND_BUFFER_SECONDS: "0" });
+  for (const u of users) {
+    const res = await client.ensureValidCalToken(u.userUlid);
+    if (!res.success || res.refreshed) throw new Error(`useTokens: ${res.success ? "refreshed inline" : res.error?.code}`);
+  }
+  const ids = users.map((u) => u.userUlid);
+  const recorded = () => h.db.calToken.count({ where: { userUlid: { in: ids }, lastUsedAt: { not: null } } });
+  if (!(await eventually(async () => (await recorded()) === ids.length, 10_000, 50))) {
+    throw new Error(`useTokens: last_used_at recorded for ${await recorded()} of ${ids.length} users`);
+  }
 }
 
 export async function startWorker(env: Record<string, string>, opts: Partial<WorkerAppOptions> = {}): Promise<WorkerApp> {

@@ -1,6 +1,6 @@
 /** Every number setting has both bounds; no duration can overflow a Node timer. */
 import { loadConfig } from "../../src/config/config.js";
-import { MAX_TIMER_MS, millis, seconds } from "../../src/config/fields.js";
+import { MAX_TIMER_MS, millis, seconds, spanSeconds } from "../../src/config/fields.js";
 import { ConfigError } from "../../src/core/errors.js";
 
 const good = {
@@ -42,6 +42,13 @@ describe("number bounds", () => {
     ["MIN_REFRESH_INTERVAL_SECONDS", "3601", "of seconds from 0 to 3600"],
     ["TOKEN_CACHE_SECONDS", "301", "of seconds from 0 to 300"],
     ["TOKEN_CACHE_MAX_USERS", "0", "from 1 to 1000000"],
+    ["KEEP_FRESH_WINDOW_SECONDS", "119", "of seconds from 120 to 2592000"],
+    ["KEEP_FRESH_WINDOW_SECONDS", "2592001", "of seconds from 120 to 2592000"],
+    ["KEEP_ALIVE_LEAD_SECONDS", "3599", "of seconds from 3600 to 2592000"],
+    ["KEEP_ALIVE_JITTER_SECONDS", "2592001", "of seconds from 0 to 2592000"],
+    ["REFRESH_TOKEN_AT_RISK_SECONDS", "2592001", "of seconds from 0 to 2592000"],
+    ["PARK_SECONDS", "59", "of seconds from 60 to 31536000"],
+    ["PARK_SECONDS", "31536001", "of seconds from 60 to 31536000"],
     ["PORT", "1.5", "from 0 to 65535"],
     ["PORT", "1e3", "from 0 to 65535"],
     ["PORT", "ten", "from 0 to 65535"],
@@ -99,9 +106,55 @@ describe("number bounds", () => {
     expect(MAX_TIMER_MS).toBe(2 ** 31 - 1);
   });
 
+  it("the refresh policy's spans are date arithmetic, not timers: they may exceed a timer's range", () => {
+    const c = loadConfig({ ...good, PARK_SECONDS: "31536000", KEEP_FRESH_WINDOW_SECONDS: "2592000" });
+    expect(c.policy.parkMs).toBe(365 * 86_400_000);
+    expect(c.policy.keepFreshWindowMs).toBe(30 * 86_400_000);
+    expect(c.policy.parkMs).toBeGreaterThan(MAX_TIMER_MS);
+    expect(() => spanSeconds(0, 10 * 2_147_484)).not.toThrow();
+  });
+
   it("a duration helper cannot be declared with a bound past a timer's range", () => {
     expect(() => seconds(0, 2_147_484)).toThrow(/exceeds a Node timer/);
     expect(() => millis(0, 2 ** 31)).toThrow(/exceeds a Node timer/);
     expect(() => seconds(0, 2_147_483)).not.toThrow();
+  });
+});
+
+describe("keep-alive settings together", () => {
+  it.each([
+    [
+      "lead + jitter reach an OAuth2 refresh token's 30 days",
+      { KEEP_ALIVE_LEAD_SECONDS: "2000000", KEEP_ALIVE_JITTER_SECONDS: "592000" },
+      "KEEP_ALIVE_LEAD_SECONDS: with KEEP_ALIVE_JITTER_SECONDS it must stay below an OAuth2 refresh token's 2592000 s (30 days); got 2000000 + 592000",
+    ],
+    [
+      "the default jitter with a lead of 28 days",
+      { KEEP_ALIVE_LEAD_SECONDS: "2419200" },
+      "KEEP_ALIVE_LEAD_SECONDS: with KEEP_ALIVE_JITTER_SECONDS it must stay below an OAuth2 refresh token's 2592000 s (30 days); got 2419200 + 172800",
+    ],
+    [
+      "the at-risk alert at or before the keep-alive",
+      { KEEP_ALIVE_LEAD_SECONDS: "86400" },
+      "REFRESH_TOKEN_AT_RISK_SECONDS: must be below KEEP_ALIVE_LEAD_SECONDS (86400), or every keep-alive raises the alert first; got 86400",
+    ],
+  ])("%s is refused", (_what, env, problem) => {
+    expect(problemsOf({ ...good, ...env })).toEqual([problem]);
+  });
+
+  it("accepts a lead just inside the 30 days and an alert just before it (what the worker tests use)", () => {
+    const c = loadConfig({
+      ...good,
+      KEEP_ALIVE_LEAD_SECONDS: "2591980",
+      KEEP_ALIVE_JITTER_SECONDS: "19",
+      REFRESH_TOKEN_AT_RISK_SECONDS: "2591979",
+    });
+    expect(c.policy).toMatchObject({ keepAliveLeadMs: 2_591_980_000, keepAliveJitterMs: 19_000, refreshTokenAtRiskMs: 2_591_979_000 });
+  });
+
+  it("leaves a non-number to the per-variable rule (one message, not two)", () => {
+    expect(problemsOf({ ...good, KEEP_ALIVE_LEAD_SECONDS: "three days" })).toEqual([
+      "KEEP_ALIVE_LEAD_SECONDS: must be a whole number of seconds from 3600 to 2592000",
+    ]);
   });
 });

@@ -33,6 +33,13 @@ describe("loadConfig", () => {
       leaseMs: 5_000,
       ratePerMinute: 450,
     });
+    expect(c.policy).toEqual({
+      keepFreshWindowMs: 300_000,
+      keepAliveLeadMs: 3 * 86_400_000,
+      keepAliveJitterMs: 2 * 86_400_000,
+      refreshTokenAtRiskMs: 86_400_000,
+      parkMs: 30 * 86_400_000,
+    });
     expect(c.encryptionKeys).toEqual([{ id: "k1", key: Buffer.alloc(32, 7) }]);
     expect(c.redisUrl).toBe("redis://127.0.0.1:6379");
     expect(c.events).toBeNull();

@@ -6,6 +6,7 @@
 import type { Queue } from "bullmq";
 import type { Command } from "commander";
 import { createSweep } from "../../../jobs/sweep.js";
+import { grantPolicy } from "../../config/config.js";
 import { queueConnection, type QueueConnection } from "../../queue/connection.js";
 import type { RefreshJobData } from "../../queue/names.js";
 import { createRefreshQueue } from "../../queue/refresh-queue.js";
@@ -35,7 +36,10 @@ async function runSweep(ctx: CliContext, dryRun: boolean): Promise<number> {
     const queue = redis ? openQueue(ctx, redis) : noQueue();
     let result: Awaited<ReturnType<ReturnType<typeof createSweep>>>;
     try {
-      result = await createSweep({ prisma, queue, logger: ctx.logger, clock: ctx.clock })({ horizonMs, budgetMs: BUDGET_MS }, dryRun);
+      result = await createSweep({ prisma, queue, logger: ctx.logger, clock: ctx.clock, policy: grantPolicy(ctx.config) })(
+        { horizonMs, budgetMs: BUDGET_MS },
+        dryRun,
+      );
     } finally {
       if (redis) {
         await queue.close();

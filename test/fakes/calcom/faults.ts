@@ -3,7 +3,7 @@
  * dies after commit" without affecting the retry that follows; a storm is an outage with a start and
  * an end on the fake's clock.
  */
-import type { Fault, FaultSwitches, StormOptions, StormStatus } from "./types.js";
+import type { Fault, FaultSwitches, RouteKey, StormOptions, StormStatus } from "./types.js";
 import { FAULTS, STORM_STATUSES } from "./types.js";
 
 /** Faults answered instead of processing: nothing is rotated. */
@@ -43,6 +43,7 @@ interface Storm {
 export class FaultController implements FaultSwitches {
   latencyMs = 0;
   private queue: Fault[] = [];
+  private routeQueues = new Map<RouteKey, Fault[]>();
   private persistent: Fault | null = null;
   private outage: Storm | null = null;
 
@@ -50,6 +51,12 @@ export class FaultController implements FaultSwitches {
 
   next(fault: Fault, times = 1): void {
     for (let i = 0; i < times; i++) this.queue.push(fault);
+  }
+
+  nextOn(route: RouteKey, fault: Fault, times = 1): void {
+    const queue = this.routeQueues.get(route) ?? [];
+    for (let i = 0; i < times; i++) queue.push(fault);
+    this.routeQueues.set(route, queue);
   }
 
   always(fault: Fault | null): void {
@@ -73,14 +80,15 @@ export class FaultController implements FaultSwitches {
 
   clear(): void {
     this.queue = [];
+    this.routeQueues.clear();
     this.persistent = null;
     this.outage = null;
     this.latencyMs = 0;
   }
 
-  /** The plan for the current token-endpoint call, consuming one queued fault if any. */
-  take(): Planned {
-    const queued = this.queue.shift();
+  /** The plan for the current token-endpoint call, consuming one queued fault if any (this route's first). */
+  take(route?: RouteKey): Planned {
+    const queued = (route === undefined ? undefined : this.routeQueues.get(route)?.shift()) ?? this.queue.shift();
     if (queued) return { fault: queued };
     const storm = this.outage;
     if (storm && this.now() < storm.until) {

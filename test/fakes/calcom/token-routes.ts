@@ -57,7 +57,7 @@ interface Answered {
 async function runTokenEndpoint(ctx: Ctx, deps: TokenDeps, route: RouteKey, prepare: () => Prepared): Promise<void> {
   const arrivedAt = deps.state.now();
   const remotePort = ctx.req.socket.remotePort;
-  const answered = await answerTokenCall(ctx, deps, prepare);
+  const answered = await answerTokenCall(ctx, deps, route, prepare);
   const { calUserId, fault, withheld, outcome } = answered;
   // Nothing was written although no fault held the answer back: the caller's connection was already gone.
   const gone = !withheld && !ctx.res.headersSent;
@@ -85,8 +85,8 @@ async function runTokenEndpoint(ctx: Ctx, deps: TokenDeps, route: RouteKey, prep
   observe(record);
 }
 
-async function answerTokenCall(ctx: Ctx, deps: TokenDeps, prepare: () => Prepared): Promise<Answered> {
-  const planned = deps.faults.take();
+async function answerTokenCall(ctx: Ctx, deps: TokenDeps, route: RouteKey, prepare: () => Prepared): Promise<Answered> {
+  const planned = deps.faults.take(route);
   const fault = planned && "fault" in planned ? planned.fault : null;
   const storm = planned && "storm" in planned ? planned.storm : null;
   const stats = deps.state.stats;

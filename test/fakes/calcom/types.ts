@@ -134,6 +134,8 @@ export interface FaultSwitches {
   latencyMs: number;
   /** The next `times` (default 1) token-endpoint calls get this fault. */
   next(fault: Fault, times?: number): void;
+  /** The next `times` (default 1) calls to this token endpoint get this fault, before any `next` fault. */
+  nextOn(route: RouteKey, fault: Fault, times?: number): void;
   /** Persistent fault until cleared (null clears it). Queued `next` faults and a storm win over it. */
   always(fault: Fault | null): void;
   /** A 5xx outage on every token endpoint for a while (null ends it). Queued `next` faults win over it. */

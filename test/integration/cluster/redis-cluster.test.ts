@@ -25,7 +25,7 @@ import { startHarness, type Harness, type SeededUser } from "../../support/harne
 import { recordForSecretScan, testLogger } from "../../support/log-sink.js";
 import { type RedisCluster, startRedisCluster } from "../../support/redis-cluster.js";
 import { startTcpProxy, type TcpProxy, viaProxy } from "../../support/tcp-proxy.js";
-import { eventually, sleep, startWorker, workerEnv } from "../../support/worker-harness.js";
+import { eventually, sleep, startWorker, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 const prefix = `{${process.env.TEST_QUEUE_PREFIX ?? "ctwtest"}c${randomBytes(3).toString("hex")}}`;
 const BOARD = { BULL_BOARD_USERNAME: "ops", BULL_BOARD_PASSWORD: "cluster-board-pass" };
@@ -232,6 +232,8 @@ it("the worker refreshes proactively and through the sweep; requestCalTokenRefre
   // The sweep: users whose delayed job is ~45 min away; only the sweep can find them when they are due now.
   const swept: SeededUser[] = [];
   for (let i = 0; i < 3; i++) swept.push(await hh.seedManaged());
+  // All in use (a request path used their tokens): the worker keeps them fresh.
+  await useTokens(hh, [...soon, ...swept]);
   await makeDueIn(swept, 1_000);
   const all = [...soon, ...swept];
   expect(await eventually(async () => (await Promise.all(all.map(rotated))).every(Boolean), 20_000, 250)).toBe(true);

@@ -48,6 +48,30 @@ describe("a refresh response lost after Cal.com rotated", () => {
     expect(audits.map((a) => a.outcome)).toEqual(["FAILED_TRANSIENT", "FORCE_REFRESHED"]);
   });
 
+  it("managed user whose force-refresh fails too: the retry force-refreshes without presenting the dead token again", async () => {
+    const u = await h.seedManaged();
+    await expireRow(u.userUlid);
+    h.fake.faults.next("dropAfterCommit");
+    await h.client.ensureValidCalToken(u.userUlid);
+    await endCoolDown(u.userUlid);
+    // The dead token is presented once (400), and the force-refresh that follows gets a 503.
+    h.fake.faults.nextOn("managed.forceRefresh", "status503");
+    expect((await h.client.ensureValidCalToken(u.userUlid)).error).toMatchObject({ code: "calcom.transient", retryable: true });
+    const marked = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(marked).toMatchObject({ refreshTokenRejected: true, rotationUncertain: true, status: "ACTIVE", version: 1 });
+    await endCoolDown(u.userUlid);
+
+    const third = await h.client.ensureValidCalToken(u.userUlid);
+    expect(third).toMatchObject({ success: true, refreshed: true });
+    const s = h.fake.stats();
+    expect(s.deadRefreshTokenUses).toBe(1);
+    expect(s.forceRefreshes).toBe(1);
+    expect(s.calls["managed.refresh"]).toBe(2); // the dropped rotation and the one rejected presentation
+    expect(s.calls["managed.forceRefresh"]).toBe(2); // the 503, then the successful one
+    const row = await h.db.calToken.findUniqueOrThrow({ where: { userUlid: u.userUlid } });
+    expect(row).toMatchObject({ status: "ACTIVE", refreshTokenRejected: false, rotationUncertain: false, version: 2 });
+  });
+
   it("OAuth2 user: ends RECONNECT_REQUIRED after one try, and stops calling Cal.com", async () => {
     const u = await h.seedOAuth2();
     await expireRow(u.userUlid);

@@ -205,6 +205,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
         leaseOwner: null,
         leaseUntil: null,
         rotationUncertain: false,
+        refreshTokenRejected: false,
         failureCount: 0,
         firstFailureAt: null,
         lastFailureAt: null,
@@ -256,6 +257,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
         leaseOwner: null,
         leaseUntil: null,
         rotationUncertain: false,
+        refreshTokenRejected: false,
         failureCount: 0,
         firstFailureAt: null,
         lastFailureAt: null,
@@ -488,6 +490,7 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
           leaseOwner: null,
           leaseUntil: null,
           rotationUncertain: false,
+          refreshTokenRejected: false,
           failureCount: 0,
           firstFailureAt: null,
           lastFailureAt: null,
@@ -571,6 +574,18 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       // After a long quiet spell the count jumps to the number of windows elapsed since the first failure.
       expect(await store.recordFailure(failure(id, at(10 + 10 * (WINDOW_MS / 1000))))).toBe(true);
       expect(await store.getMeta(id)).toMatchObject({ failureCount: 11, firstFailureAt: at(10), version: 1 });
+    });
+
+    it("marks a rejected refresh token (OR-ed, like rotationUncertain); a rotated pair or a save clears it", async () => {
+      const { id } = await seeded();
+      expect((await store.getMeta(id))?.refreshTokenRejected).toBe(false);
+      expect(await store.recordFailure(failure(id, at(10), { refreshTokenRejected: true }))).toBe(true);
+      expect(await store.getMeta(id)).toMatchObject({ refreshTokenRejected: true, version: 1 });
+      expect(await store.recordFailure(failure(id, at(11)))).toBe(true);
+      expect((await store.get(id))?.refreshTokenRejected).toBe(true);
+      expect(await store.saveRotated(rotated(id, { now: at(12) }))).toMatchObject({ ok: true, meta: { refreshTokenRejected: false } });
+      expect(await store.recordFailure(failure(id, at(13), { expectedVersion: 2, refreshTokenRejected: true }))).toBe(true);
+      expect(await store.save(saveInput(id, { now: at(14) }))).toMatchObject({ refreshTokenRejected: false, version: 3 });
     });
 
     it("a clock that goes backwards never lowers the count", async () => {
@@ -665,6 +680,47 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       expect(await store.markReconnectRequired({ userUlid: ulid(), expectedVersion: 1, owner: "worker-a", code: "x", now: at(1) })).toBe(
         false,
       );
+    });
+  });
+
+  describe("reschedule (an idle user's job re-planned: CAS on version, no new version)", () => {
+    it("moves next_refresh_at only: same version, updatedAt, pair and lease; no audit row", async () => {
+      const { id } = await seeded();
+      const until = await leased(id, "worker-b");
+      const before = await row(id);
+      const parked = at(30 * 86400);
+      expect(await store.reschedule({ userUlid: id.toLowerCase(), expectedVersion: 1, nextRefreshAt: parked })).toBe(true);
+      expect(await row(id)).toEqual({ ...before!, nextRefreshAt: parked, leaseOwner: "worker-b", leaseUntil: until });
+      expect(await s.audits(id)).toEqual([]);
+    });
+
+    it("refuses a stale version, a failure streak (its next_refresh_at is the cool-down), a reconnect and a missing row", async () => {
+      const { id } = await seeded();
+      const later = { nextRefreshAt: at(30 * 86400) };
+      const before = await row(id);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 2, ...later })).toBe(false);
+      expect(await row(id)).toEqual(before);
+
+      await store.recordFailure(failure(id, at(5), { owner: "nobody" }));
+      const failing = await row(id);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, ...later })).toBe(false);
+      expect(await row(id)).toEqual(failing);
+
+      const other = (await seeded()).id;
+      await store.markReconnectRequired({ userUlid: other, expectedVersion: 1, owner: "nobody", code: "x", now: at(1) });
+      const reconnect = await row(other);
+      expect(await store.reschedule({ userUlid: other, expectedVersion: 1, ...later })).toBe(false);
+      expect(await row(other)).toEqual(reconnect);
+
+      expect(await store.reschedule({ userUlid: ulid(), expectedVersion: 1, ...later })).toBe(false);
+    });
+
+    it("a rotation after it wins (the version moved); a reschedule after a rotation is refused", async () => {
+      const { id } = await seeded();
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(30 * 86400) })).toBe(true);
+      expect(await store.saveRotated(rotated(id, { nextRefreshAt: at(4000) }))).toMatchObject({ ok: true, meta: { version: 2 } });
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(60 * 86400) })).toBe(false);
+      expect(await store.getMeta(id)).toMatchObject({ version: 2, nextRefreshAt: at(4000) });
     });
   });
 

@@ -8,7 +8,7 @@ import path from "node:path";
 import { ConfigError } from "../../../src/core/errors.js";
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { type Harness, startHarness } from "../../support/harness.js";
-import { eventually, spawnWorker, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, spawnWorker, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 const WEB_MAIN = path.resolve(import.meta.dirname, "../../../src/main/web.ts");
 const NO_PLATFORM = { CAL_CLIENT_ID: "", CAL_CLIENT_SECRET: "" };
@@ -23,8 +23,8 @@ let oauth2User: string;
 
 beforeAll(async () => {
   h = await startHarness({ ownDatabase: true, env: { QUEUE_PREFIX: prefix } });
-  await h.seedManaged({ ttlMs: 6_000 });
-  await h.seedManaged({ ttlMs: 6_000 });
+  // Two managed users in use (the worker keeps them fresh once it may start).
+  await useTokens(h, [await h.seedManaged({ ttlMs: 6_000 }), await h.seedManaged({ ttlMs: 6_000 })]);
   oauth2User = (await h.seedOAuth2()).userUlid;
 });
 afterAll(async () => {

@@ -10,7 +10,16 @@ import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
-import { eventually, sleep, spawnWorker, startWorker, uniquePrefix, workerEnv, type WorkerProcess } from "../../support/worker-harness.js";
+import {
+  eventually,
+  sleep,
+  spawnWorker,
+  startWorker,
+  uniquePrefix,
+  useTokens,
+  workerEnv,
+  type WorkerProcess,
+} from "../../support/worker-harness.js";
 
 const USERS = 20;
 const prefix = uniquePrefix();
@@ -41,6 +50,7 @@ it("SIGKILL mid-refresh: another worker takes over the stalled jobs and force-re
   const users: SeededUser[] = [];
   for (let i = 0; i < USERS; i++) users.push(await h.seedManaged());
   const ulids = users.map((u) => u.userUlid);
+  await useTokens(h, users); // in use: every due user is refreshed (idle ones would make no call)
   await h.db.calToken.updateMany({
     where: { userUlid: { in: ulids } },
     data: { nextRefreshAt: new Date(Date.now() - 1_000), accessTokenExpiresAt: new Date(Date.now() + 20_000) },

@@ -15,7 +15,7 @@ import { SWEEP_SCHEDULER_ID } from "../../../src/queue/names.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
-import { eventually, sleep, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, sleep, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 const prefix = uniquePrefix();
 let port = 0;
@@ -121,12 +121,15 @@ it("keeps refreshing after Redis restarts empty, without a worker restart", asyn
   // Before the outage: users due in 2 s are refreshed.
   const before: SeededUser[] = [];
   for (let i = 0; i < 5; i++) before.push(await h!.seedManaged());
+  // Every user here is in use (a request path used the token): the worker keeps each one fresh.
+  await useTokens(h!, before);
   await makeDueIn(before, 2_000);
   expect(await eventually(() => allRotated(before), 20_000, 250)).toBe(true);
 
   // Users saved before the outage whose delayed jobs (due in ~45 min) Redis is about to forget.
   const forgotten: SeededUser[] = [];
   for (let i = 0; i < 5; i++) forgotten.push(await h!.seedManaged());
+  await useTokens(h!, forgotten);
 
   const delayedJobs = async () => {
     const probe = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
@@ -150,6 +153,7 @@ it("keeps refreshing after Redis restarts empty, without a worker restart", asyn
   // And users saved after the restart, due in a few seconds (scheduled by the save or the sweep).
   const after: SeededUser[] = [];
   for (let i = 0; i < 5; i++) after.push(await h!.seedManaged({ ttlMs: 8_000 }));
+  await useTokens(h!, after);
 
   const recovered = await eventually(() => allRotated([...forgotten, ...after]), 30_000, 250);
   const missing: string[] = [];

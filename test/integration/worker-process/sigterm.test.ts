@@ -9,7 +9,7 @@ import type { TokenStore } from "../../../src/core/ports.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
-import { eventually, sleep, spawnWorker, uniquePrefix, workerEnv, type WorkerProcess } from "../../support/worker-harness.js";
+import { eventually, sleep, spawnWorker, uniquePrefix, useTokens, workerEnv, type WorkerProcess } from "../../support/worker-harness.js";
 
 const USERS = 20;
 const prefix = uniquePrefix();
@@ -44,6 +44,7 @@ it("double SIGTERM with refreshes in flight: exits 0 in time and loses no rotati
   h.fake.faults.latencyMs = 1_500;
   const users: SeededUser[] = [];
   for (let i = 0; i < USERS; i++) users.push(await h.seedManaged());
+  await useTokens(h, users); // in use: every due user is refreshed (idle ones would make no call)
   h.fake.resetStats();
   // Due now (the sweep moves their delayed jobs up); the access tokens expire in 20 s.
   await h.db.calToken.updateMany({

@@ -10,13 +10,13 @@ import { jest } from "@jest/globals";
 import type { Job, Queue } from "bullmq";
 import type { FastifyInstance } from "fastify";
 import { createMetrics } from "../../../src/metrics/metrics.js";
-import { JOB_NAMES, QUEUES, refreshDedupId } from "../../../src/queue/names.js";
+import { JOB_NAMES, PRIORITY, QUEUES, refreshDedupId } from "../../../src/queue/names.js";
 import { REFRESH_JOB_DEFAULTS, scheduleRefresh } from "../../../src/queue/refresh-queue.js";
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { basic, type Call, httpClient } from "../http/http-client.js";
 import { startHarness, type Harness } from "../../support/harness.js";
 import { testLogger } from "../../support/log-sink.js";
-import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 // Jest 30 on Node 20 cannot require() ESM (@fastify/static → content-disposition); see web-server.test.ts.
 const contentDisposition = await import("content-disposition");
@@ -54,6 +54,7 @@ describe("a Cal.com outage", () => {
   it("moves a failing user's job to Failed after its attempts, with status, code, attempt and next try", async () => {
     const user = await h.seedManaged();
     userUlid = user.userUlid;
+    await useTokens(h, [user]); // in use: the worker keeps it fresh (an idle user's job would make no call)
     h.fake.faults.always("status503");
     // The user's job with few attempts, then the row made due (the sweep only moves this same job).
     // Retries follow the row's retry time: seconds apart.
@@ -110,6 +111,7 @@ describe("a Cal.com outage", () => {
 describe("a retry that finds its user pushed later by another failed attempt", () => {
   it("waits for the row's time without using up an attempt", async () => {
     const user = await h.seedManaged();
+    await useTokens(h, [user]);
     h.fake.faults.always("status503");
     try {
       await (await currentJob(user.userUlid))?.remove();
@@ -191,7 +193,7 @@ describe("the board's API", () => {
   it("shows a moved delayed job's real run time", async () => {
     const other = await h.seedManaged();
     const at = new Date(Date.now() + 20 * 60_000);
-    await scheduleRefresh(worker.refreshQueue, other.userUlid, at, null, () => new Date());
+    await scheduleRefresh(worker.refreshQueue, other.userUlid, at, PRIORITY.idle, () => new Date());
     const res = await boardGet(`${BOARD}/api/queues?activeQueue=${QUEUES.refresh}&status=delayed&page=1&jobsPerPage=50`);
     type Delayed = { data: { userUlid?: string }; timestamp: number; delay: number; opts: { delay?: number } };
     const jobs = (res.json() as { queues: { name: string; jobs: Delayed[] }[] }).queues.find((q) => q.name === QUEUES.refresh)?.jobs;

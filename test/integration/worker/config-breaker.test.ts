@@ -6,7 +6,7 @@
 import { Redis } from "ioredis";
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, tokenEndpointCalls, type Harness } from "../../support/harness.js";
-import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 let h: Harness;
 let worker: WorkerApp | undefined;
@@ -25,6 +25,7 @@ afterAll(async () => {
 it("a refused secret costs one token call for the whole queue, changes no user, and a probe resumes it", async () => {
   const users = await Promise.all(Array.from({ length: 12 }, () => h.seedManaged()));
   const ids = users.map((u) => u.userUlid);
+  await useTokens(h, users); // in use: the worker must refresh them (idle ones would make no call at all)
   await h.db.calToken.updateMany({ where: { userUlid: { in: ids } }, data: { nextRefreshAt: new Date(Date.now() - 1_000) } });
   const before = await h.db.calToken.findMany({ where: { userUlid: { in: ids } }, orderBy: { userUlid: "asc" } });
   h.fake.resetStats();

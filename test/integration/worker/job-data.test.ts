@@ -102,8 +102,8 @@ describe("producers", () => {
     const upper = ulid();
     const lower = upper.toLowerCase();
     const at = new Date(Date.now() + 3_600_000);
-    const first = await scheduleRefresh(producer, lower, at, null, () => new Date());
-    const second = await scheduleRefresh(producer, upper, at, null, () => new Date());
+    const first = await scheduleRefresh(producer, lower, at, PRIORITY.idle, () => new Date());
+    const second = await scheduleRefresh(producer, upper, at, PRIORITY.idle, () => new Date());
     expect(second.jobId).toBe(first.jobId);
     expect(await producer.getDeduplicationJobId(refreshDedupId(upper))).toBe(first.jobId);
     expect(await producer.getDeduplicationJobId(refreshDedupId(lower))).toBeNull();
@@ -118,7 +118,7 @@ describe("producers", () => {
   });
 
   it("refuse what is not a ULID at all", async () => {
-    await expect(scheduleRefresh(producer, "not-a-ulid", new Date(), null, () => new Date())).rejects.toMatchObject({
+    await expect(scheduleRefresh(producer, "not-a-ulid", new Date(), PRIORITY.idle, () => new Date())).rejects.toMatchObject({
       code: "input.invalid_user_ulid",
     });
     await expect(requestRefreshNow(producer, `${ulid()}x`)).rejects.toMatchObject({ code: "input.invalid_user_ulid" });

@@ -1,11 +1,13 @@
 /**
- * The reason this project exists: with the worker running, 200 users whose tokens expire in 20–60 s
- * are all refreshed before expiry; a request-path loop (ensureValidCalToken + /v2/me +
- * handleCalApiResponse) never sees a 498 and never waits on a refresh.
+ * The reason this project exists: with the worker running, 200 users in use whose tokens expire in
+ * 20–60 s are all refreshed before expiry; a request-path loop (ensureValidCalToken + /v2/me +
+ * handleCalApiResponse) never sees a 498 and never waits on a refresh. "In use": a request path used
+ * each token before the worker started (the refresh policy keeps fresh only users seen within
+ * KEEP_FRESH_WINDOW_SECONDS, docs/architecture.md#scheduling); the loop then keeps them in use.
  */
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
-import { sleep, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { sleep, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 const USERS = 200;
 let h: Harness;
@@ -27,6 +29,7 @@ it("refreshes every user before expiry; no request sees a 498 or waits on a refr
     const u = await h.seedManaged({ ttlMs });
     users.push({ ...u, firstExpiry: Date.now() + ttlMs });
   }
+  await useTokens(h, users);
   // 200 users with 20–60 s tokens need ~8 refreshes/s on average, more than the default budget of
   // 450/min (7.5/s), which is sized for Cal.com's 60-minute tokens: workerEnv raises it to 3000/min.
   worker = await startWorker(workerEnv(h, prefix));

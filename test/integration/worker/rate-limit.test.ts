@@ -4,7 +4,7 @@
  */
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startHarness, type Harness } from "../../support/harness.js";
-import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 let h: Harness;
 let worker: WorkerApp;
@@ -25,6 +25,7 @@ afterAll(async () => {
 
 it("pauses on 429 until the reset, fails nothing, and refreshes everyone", async () => {
   const users = await Promise.all(Array.from({ length: 24 }, () => h.seedManaged()));
+  await useTokens(h, users); // in use: each due user is refreshed (an idle one would be parked, no call)
   await h.db.calToken.updateMany({
     where: { userUlid: { in: users.map((u) => u.userUlid) } },
     data: { nextRefreshAt: new Date(Date.now() - 1_000) },

@@ -6,7 +6,7 @@ import { ulid } from "ulid";
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { refreshDedupId } from "../../../src/queue/names.js";
 import { startHarness, type Harness } from "../../support/harness.js";
-import { eventually, sleep, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, sleep, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 let h: Harness;
 let worker: WorkerApp;
@@ -28,6 +28,8 @@ async function hasJob(userUlid: string): Promise<boolean> {
 
 it("restores every due user's job within two sweep intervals after the queue is obliterated", async () => {
   const users = await Promise.all(Array.from({ length: 40 }, () => h.seedManaged()));
+  // Active users (a request path used their tokens): a job that finds them due refreshes them.
+  await useTokens(h, users);
   // Due within the sweep horizon (2 intervals) but not yet: each should sit as a delayed job.
   for (const u of users) {
     await h.db.calToken.update({ where: { userUlid: u.userUlid }, data: { nextRefreshAt: new Date(Date.now() + 1_800) } });
@@ -72,6 +74,7 @@ it("picks up rows written by other code without a job", async () => {
     accessTokenExpiresAt: g.accessTokenExpiresAt,
     calUserId: g.calUserId,
   });
+  await useTokens(h, [{ userUlid }]); // an active user: once picked up, it is refreshed
   await h.db.calToken.update({ where: { userUlid }, data: { nextRefreshAt: new Date(Date.now() - 1_000) } });
   expect(await eventually(async () => (await h.db.calToken.findUniqueOrThrow({ where: { userUlid } })).version > 1, 10_000)).toBe(true);
 }, 30_000);

@@ -1,9 +1,10 @@
 /**
  * Two worker processes on the same queues: no user is refreshed twice for one expiry, nobody uses a
- * dead refresh token, and every user stays fresh.
+ * dead refresh token, and every user stays fresh. The users are in use (a request path used their
+ * tokens), so the refresh policy keeps them fresh (docs/architecture.md#scheduling).
  */
 import { startHarness, type Harness } from "../../support/harness.js";
-import { sleep, spawnWorker, uniquePrefix, workerEnv, type WorkerProcess } from "../../support/worker-harness.js";
+import { sleep, spawnWorker, uniquePrefix, useTokens, workerEnv, type WorkerProcess } from "../../support/worker-harness.js";
 
 let h: Harness;
 const procs: WorkerProcess[] = [];
@@ -20,6 +21,7 @@ afterAll(async () => {
 
 it("refreshes each user once per token lifetime across two processes", async () => {
   const users = await Promise.all(Array.from({ length: 60 }, () => h.seedManaged({ ttlMs: TTL_MS })));
+  await useTokens(h, users);
   const env = workerEnv(h, prefix, { WORKER_CONCURRENCY: "5", LOG_LEVEL: "info" });
   procs.push(spawnWorker(env), spawnWorker(env));
   await Promise.all(procs.map((p) => p.started));

@@ -6,7 +6,7 @@
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../../fakes/webhook-receiver.js";
 import { startHarness, type Harness } from "../../support/harness.js";
-import { eventually, startWorker, uniquePrefix, workerEnv } from "../../support/worker-harness.js";
+import { eventually, startWorker, uniquePrefix, useTokens, workerEnv } from "../../support/worker-harness.js";
 
 const SECRET = "whsec_test_0123456789abcdef";
 let h: Harness;
@@ -25,8 +25,10 @@ afterAll(async () => {
 });
 
 it("refresh_failing then recovered, each delivered once, verified", async () => {
-  // Due now, token expires within the alert window: the user is affected by a failure.
+  // Due now, token expires within the alert window, in use (so the worker keeps it fresh): the user is
+  // affected by a failure.
   const u = await h.seedManaged();
+  await useTokens(h, [u]);
   await h.db.calToken.update({
     where: { userUlid: u.userUlid },
     data: { accessTokenExpiresAt: new Date(Date.now() + 60_000), nextRefreshAt: new Date(Date.now() - 1_000) },

@@ -69,7 +69,7 @@ describe("the call budget", () => {
     ]);
   });
 
-  it("a force-refresh the budget refuses is a retryable failure, never a success; the row and lease are left as they were", async () => {
+  it("a force-refresh the budget refuses is a retryable failure, never a success; the row keeps its pair, marked rejected, due when the budget allows", async () => {
     const { h } = gated({ ratePerMinute: 2, reserve: 1 });
     const before = h.seed();
     h.calcom.script("refreshManaged", rejected(400));
@@ -82,7 +82,27 @@ describe("the call budget", () => {
       hasToken: true,
     });
     expect(h.observe()).toMatchObject({ ...nothingHappened, calls: [{ method: "refreshManaged", arg: "rt_1" }] });
-    expect(h.store.peek(USER)).toEqual(before);
+    expect(h.store.peek(USER)).toEqual({
+      ...before,
+      refreshTokenRejected: true,
+      failureCount: 1,
+      firstFailureAt: h.clock(),
+      lastFailureAt: h.clock(),
+      lastFailureCode: "refresh.budget_exhausted",
+      nextRefreshAt: new Date(h.clock().getTime() + 60_001),
+      updatedAt: h.clock(),
+    });
+
+    // When the budget allows again (the sliding window has let go of both calls), the retry goes
+    // straight to the force-refresh.
+    h.advance(120_002);
+    h.calcom.script("forceRefreshManaged", refreshed(newPair));
+    expect(summary(await h.refresh())).toMatchObject({ ok: true, how: "force_refreshed", accessToken: "at_2" });
+    expect(h.calcom.calls()).toEqual([
+      { method: "refreshManaged", arg: "rt_1" },
+      { method: "forceRefreshManaged", arg: 42 },
+    ]);
+    expect(h.store.peek(USER)?.refreshTokenRejected).toBe(false);
   });
 
   it("a force-refresh does not ask the breaker again: the refresh call just passed it", async () => {

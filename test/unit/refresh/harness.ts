@@ -11,13 +11,22 @@ export const USER_2 = "01HZX3K8V2Q7W9M4T6R5Y0AB2D";
 export const T0 = new Date("2030-01-01T00:00:00.000Z");
 export const at = (ms: number) => new Date(T0.getTime() + ms);
 
-/** rand() is 0.5: backoff(n) = 3 750 ms · 2^n, poll sleeps 40 ms, nextRefreshAt = expiry − 330 s. */
+/**
+ * rand() is 0.5: backoff(n) = 3 750 ms · 2^n, poll sleeps 40 ms, and for an active user (the seeded
+ * one) nextRefreshAt = expiry − 330 s. The grant policy is the production default (an idle user's plan:
+ * managed parked 30 d ahead; OAuth2 kept alive at refresh-token expiry − 3 d − 0.5 · 2 d).
+ */
 export const POLICY: RefreshPolicy = {
   leaseMs: 30_000,
   callLeaseMs: 30_000,
   minIntervalMs: 0,
   leadMs: 5 * 60_000,
   jitterMs: 60_000,
+  keepFreshWindowMs: 5 * 60_000,
+  keepAliveLeadMs: 3 * 86_400_000,
+  keepAliveJitterMs: 2 * 86_400_000,
+  refreshTokenAtRiskMs: 86_400_000,
+  parkMs: 30 * 86_400_000,
   failureWindowMs: 60 * 60_000,
   pollIntervalMs: 40,
   persistAttempts: 6,
@@ -121,7 +130,10 @@ export function harness(opts: HarnessOptions = {}) {
     });
   const refresher = build();
 
-  /** A managed user with calUserId 42, access token expiring in a minute, no failures. */
+  /**
+   * A managed user with calUserId 42, access token expiring in a minute, no failures, who used it a
+   * minute ago (active: after a refresh the next one is planned ahead of expiry, not parked).
+   */
   const seed = (over: Partial<SeedRecord> = {}): TokenRecord =>
     store.seed({
       userUlid: USER,
@@ -133,6 +145,7 @@ export function harness(opts: HarnessOptions = {}) {
       nextRefreshAt: T0,
       createdAt: at(-86_400_000),
       updatedAt: at(-86_400_000),
+      lastUsedAt: at(-60_000),
       ...over,
     });
 
