@@ -64,7 +64,9 @@ export function storeFailureError(err: unknown): AppError {
  */
 export function resultFromOutcome(outcome: RefreshOutcome, now: Date): TokenRefreshResult {
   if (outcome.ok) return tokenResult(outcome.token, outcome.how === "refreshed" || outcome.how === "force_refreshed");
-  const error = outcome.retryAfterMs === undefined ? outcome.error : { ...outcome.error, retryAfterMs: outcome.retryAfterMs };
+  // A failed call wrote its retry time to the row (the cool-down every process obeys): say when that is.
+  const retryAfterMs = outcome.retryAfterMs ?? (outcome.retryAt ? Math.max(1, outcome.retryAt.getTime() - now.getTime()) : undefined);
+  const error = retryAfterMs === undefined ? outcome.error : { ...outcome.error, retryAfterMs };
   const { token } = outcome;
   // Any failure except a dead grant or an unreadable row leaves a still-valid token usable (a wrong
   // client secret after a deploy must not take down request paths while tokens are still good).
