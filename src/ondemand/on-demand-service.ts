@@ -10,7 +10,7 @@ import type { CalTokenKind, Clock, Rand } from "../core/types.js";
 import { componentLogger, type Logger } from "../log/logger.js";
 import type { RefreshProducer } from "../queue/producer.js";
 import type { Refresher } from "../refresh/refresher.js";
-import { createEnsureToken, type HandleApiResponseOptions } from "./ensure-token.js";
+import { createEnsureToken, type EnsureToken } from "./ensure-token.js";
 import { createQueuedRefresh, type RequestRefreshOptions } from "./queued-refresh.js";
 import { type CompleteCalConnectionInput, createCompleteConnection } from "./connect.js";
 import { createSavePair, createSaveTokens, type SaveOptions } from "./save-tokens.js";
@@ -49,14 +49,7 @@ export interface OnDemandDeps {
   connect?: { calcom: Pick<CalcomTokenApi, "exchangeAuthorizationCode">; app: { publicClient: boolean } | null };
 }
 
-export interface OnDemandService {
-  ensureValidCalToken(userUlid: string, forceRefresh?: boolean): Promise<TokenRefreshResult>;
-  handleCalApiResponse(
-    response: Response,
-    retryFn: (accessToken: string) => Promise<Response>,
-    userUlid: string,
-    options?: HandleApiResponseOptions,
-  ): Promise<Response>;
+export interface OnDemandService extends EnsureToken {
   saveCalTokens(input: SaveCalTokensInput, opts?: SaveOptions): Promise<void>;
   getCalTokenStatus(userUlid: string): Promise<CalTokenStatusReport | null>;
   requestCalTokenRefresh(userUlid: string, opts?: RequestRefreshOptions): Promise<TokenRefreshResult>;

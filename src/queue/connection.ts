@@ -75,15 +75,7 @@ export function producerConnection(redisUrl: string): ConnectionOptions {
  * forever, so the board works again on its own once Redis is back.
  */
 export function webConnection(redisUrl: string): ConnectionOptions {
-  return {
-    url: redisUrl,
-    ...tls(redisUrl),
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    commandTimeout: 2_000,
-    retryStrategy: reconnectDelay,
-  };
+  return { ...producerConnection(redisUrl), commandTimeout: 2_000 };
 }
 
 /** 0.5 s, 1 s, 2 s … capped at 10 s: reconnect forever, quickly at first. */
