@@ -3,6 +3,7 @@
  * bench/ondemand/ and bench/worker/) and list it here; bench/run.ts needs no change.
  */
 import type { Section } from "./lib/types.js";
+import { cacheStalenessSection } from "./ondemand/cache-staleness.js";
 import { hotPathSection } from "./ondemand/hot-path.js";
 import { inlineRefreshSection } from "./ondemand/inline-refresh.js";
 import { proactiveVsReactiveSection } from "./worker/proactive.js";
@@ -14,6 +15,7 @@ import { workerThroughputSection } from "./worker/throughput.js";
 export const sections: Section[] = [
   // on-demand module
   hotPathSection,
+  cacheStalenessSection,
   inlineRefreshSection,
   // background worker
   proactiveVsReactiveSection,

@@ -32,7 +32,8 @@ export function formatValue(value: number, unit: string): string {
   let digits: number;
   switch (unit) {
     case "×":
-      digits = 2;
+      // Two significant digits below 0.1× (a cached call is a few thousandths of a query).
+      digits = abs > 0 && abs < 0.1 ? 1 - Math.floor(Math.log10(abs)) : 2;
       break;
     case "%":
     case "µs":

@@ -1,8 +1,10 @@
 /**
- * hot-path, the arms: the baseline findUnique and three ensureValidCalToken clients (as-is, touch
- * disabled, touch writing every call), each timed in sequential blocks. The section is in hot-path.ts.
+ * hot-path, the arms: the baseline findUnique, three ensureValidCalToken clients with the token cache
+ * off (as-is, touch disabled, touch writing every call) and one with it on (the hot path from memory),
+ * each timed in sequential blocks. The section is in hot-path.ts.
  */
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../../src/config/config.js";
 import type { CalTokenClient } from "../../src/wiring/cal-token-client.js";
 import type { PrismaClient } from "../../src/store/prisma.js";
@@ -12,10 +14,12 @@ import type { BenchContext } from "../lib/types.js";
 import { POOL_SIZE } from "./shared.js";
 
 export const HOT = { users: 50, warmup: 500, rounds: 20, perRound: 200 };
+/** TOKEN_CACHE_SECONDS of the cached arm (the default); every other arm runs with 0 (cache off). */
+export const CACHE_SECONDS = 30;
 export const DAY_MS = 24 * 60 * 60_000;
 
 export interface Arm {
-  key: "prisma" | "ensure" | "noTouch" | "touchWrites";
+  key: "prisma" | "ensure" | "noTouch" | "touchWrites" | "cached";
   label: string;
   users: string[];
   call(userUlid: string): Promise<void>;
@@ -59,16 +63,27 @@ export async function block(a: Arm, n: number, offset: number): Promise<number[]
 }
 
 export interface HotPathRig {
-  /** prisma, as-is, touch disabled, touch writes: in this order. */
+  /** prisma, as-is, touch disabled, touch writes, cache on: in this order. */
   arms: Arm[];
   /** Calls that reached the as-is client's store.touchLastUsed. */
   touches: { calls: number };
+  /** Calls that reached the cached client's store.get (a read of the row: cache miss). */
+  cachedReads: { calls: number };
   writeUsers: string[];
   prisma: PrismaClient;
 }
 
-/** Seeds the users and builds the four arms. */
-export async function buildArms(ctx: BenchContext, config: Config): Promise<HotPathRig> {
+/** A fresh token's call: a success that did not refresh. */
+const ensureOk = (client: CalTokenClient) => async (u: string) => {
+  const r = await client.ensureValidCalToken(u);
+  return r.success && !r.refreshed;
+};
+
+/**
+ * Seeds the users and builds the five arms. `config` has the token cache off (TOKEN_CACHE_SECONDS=0),
+ * `cachedConfig` has it on.
+ */
+export async function buildArms(ctx: BenchContext, config: Config, cachedConfig: Config): Promise<HotPathRig> {
   // The same composition createCalTokenClient builds on its own (its own pool, createTokenStore),
   // except that calls reaching store.touchLastUsed are counted: the in-memory throttle in
   // src/ondemand/user-memory.ts decides how many do.
@@ -101,6 +116,7 @@ export async function buildArms(ctx: BenchContext, config: Config): Promise<HotP
   // really writes last_used_at (the first call of a user in a minute). Tokens live 60 days.
   let skew = 0;
   const touchWrites = ctx.createClient({
+    config,
     databasePoolSize: POOL_SIZE,
     clock: () => {
       skew += 61_000;
@@ -108,10 +124,8 @@ export async function buildArms(ctx: BenchContext, config: Config): Promise<HotP
     },
   });
 
-  const ensureOk = (client: CalTokenClient) => async (u: string) => {
-    const r = await client.ensureValidCalToken(u);
-    return r.success && !r.refreshed;
-  };
+  const { cached, cachedReads } = await cachedClient(ctx, cachedConfig, users[0] as string);
+
   const arms: Arm[] = [
     arm(
       "prisma",
@@ -119,9 +133,43 @@ export async function buildArms(ctx: BenchContext, config: Config): Promise<HotP
       users,
       async (u) => (await prisma.calToken.findUnique({ where: { userUlid: u } })) !== null,
     ),
-    arm("ensure", "ensureValidCalToken (as-is)", users, ensureOk(asIs)),
+    arm("ensure", "ensureValidCalToken, cache off (as-is otherwise)", users, ensureOk(asIs)),
     arm("noTouch", "ensureValidCalToken, touch disabled", users, ensureOk(noTouch)),
     arm("touchWrites", "ensureValidCalToken, touch writes every call", writeUsers, ensureOk(touchWrites)),
+    arm("cached", "ensureValidCalToken, cache on", users, ensureOk(cached)),
   ];
-  return { arms, touches, writeUsers, prisma };
+  return { arms, touches, cachedReads, writeUsers, prisma };
+}
+
+/** The hot path from memory: the same composition with the cache on; reads of the row are counted. */
+async function cachedClient(ctx: BenchContext, cachedConfig: Config, probeUser: string) {
+  const cachedReads = { calls: 0 };
+  const store = createTokenStore({ prisma: ctx.createPrisma(POOL_SIZE), cipher: createTokenCipher(cachedConfig.encryptionKeys) });
+  const cached = ctx.createClient({
+    config: cachedConfig,
+    store: {
+      ...store,
+      get: (u) => {
+        cachedReads.calls++;
+        return store.get(u);
+      },
+    },
+  });
+  await untilServedFromMemory(ctx, cached, cachedReads, probeUser);
+  return { cached, cachedReads };
+}
+
+/**
+ * The cache serves only while its invalidation feed (Redis pub/sub) is subscribed; wait until a second
+ * call for a user is answered without reading the row, so no measured call bypasses it for that reason.
+ */
+async function untilServedFromMemory(ctx: BenchContext, client: CalTokenClient, reads: { calls: number }, user: string): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    await client.ensureValidCalToken(user);
+    const before = reads.calls;
+    await client.ensureValidCalToken(user);
+    if (reads.calls === before) return;
+    await sleep(20);
+  }
+  ctx.note("WARNING: the cached client never served from memory (pair-change feed not live); its figures are reads of the row.");
 }

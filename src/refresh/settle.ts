@@ -106,7 +106,9 @@ export async function settleRejection(a: Attempt, status: number): Promise<Refre
   // rejected token in the row, marked so the next attempt force-refreshes without presenting it.
   const gate = await passGates(a, { checkBreaker: false });
   if (!gate.open) return markRejected(a, gate.outcome);
-  const why = token.rotationUncertain ? "refresh token rejected after a lost response; force-refreshing" : "refresh token rejected; force-refreshing";
+  const why = token.rotationUncertain
+    ? "refresh token rejected after a lost response; force-refreshing"
+    : "refresh token rejected; force-refreshing";
   return forceRefresh(a, token.calUserId, false, `${why} (${status})`);
 }
 
