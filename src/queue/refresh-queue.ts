@@ -49,7 +49,7 @@ export interface ScheduleResult {
 /**
  * Puts the user's refresh job at `at` (the row's nextRefreshAt, which the database owns) with
  * `priority` (from the policy: `planNextRefresh(…).priority` or `priorityForRow`, src/core/grant-policy.ts). A user who
- * already has a delayed job keeps it, moved to `at` (`reschedule`): a re-save with a shorter-lived
+ * already has a delayed job keeps it, moved to `at` (`reschedule`) and given `priority`: a re-save with a shorter-lived
  * token must not leave the old, later job in place. A job that is waiting or running is left as is.
  * The moved job is the same job (BullMQ rewrites its delay, not its attempts), so a job waiting out a
  * retry keeps its attempt count; it already sits at the row's retry time (jobs/refresh-token.ts), so
@@ -73,7 +73,21 @@ export async function scheduleRefresh(
       deduplication: { id: refreshDedupId(ulid), reschedule: true },
     },
   );
+  if (job.id !== undefined) await alignPriority(queue, job.id, priority);
   return { jobId: job.id };
+}
+
+/**
+ * BullMQ's `reschedule` moves an existing delayed job but keeps the priority it was added with: a
+ * parked user who comes back would wait at the idle priority for their next keep-fresh refresh. So a
+ * delayed job whose stored priority differs gets the new one (a delayed job's priority is only read
+ * when it is promoted). A job that is waiting, running or raised on demand is never touched.
+ */
+async function alignPriority(queue: Queue<RefreshJobData>, jobId: string, priority: number): Promise<void> {
+  const stored = await Job.fromId<RefreshJobData>(queue, jobId);
+  if (!stored || stored.priority === priority || stored.priority === PRIORITY.onDemand) return;
+  if ((await stored.getState()) !== "delayed") return;
+  await stored.changePriority({ priority });
 }
 
 /**

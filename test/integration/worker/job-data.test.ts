@@ -117,6 +117,33 @@ describe("producers", () => {
     expect(forUser.map((j) => j.id)).toEqual([first.jobId]);
   });
 
+  it("move a delayed job to the new time and priority; never demote a job raised on demand", async () => {
+    const user = ulid();
+    const parked = await scheduleRefresh(producer, user, new Date(Date.now() + 30 * 86_400_000), PRIORITY.idle, () => new Date());
+    // The user came back: their next refresh is a keep-fresh one, at the active priority.
+    const soon = new Date(Date.now() + 600_000);
+    const back = await scheduleRefresh(producer, user, soon, PRIORITY.active, () => new Date());
+    expect(back.jobId).toBe(parked.jobId);
+    const moved = (await producer.getJob(parked.jobId!))!;
+    expect(moved.priority).toBe(PRIORITY.active);
+    expect(await moved.getState()).toBe("delayed");
+    expect(moved.timestamp + moved.delay).toBeGreaterThanOrEqual(soon.getTime() - 1_000);
+    expect(moved.timestamp + moved.delay).toBeLessThanOrEqual(soon.getTime() + 1_000);
+
+  });
+
+  it("never demote a delayed on-demand job (one waiting out a retry) to a scheduled priority", async () => {
+    const user = ulid();
+    const retrying = await producer.add(
+      JOB_NAMES.refresh,
+      { userUlid: user },
+      { delay: 600_000, priority: PRIORITY.onDemand, deduplication: { id: refreshDedupId(user) } },
+    );
+    const again = await scheduleRefresh(producer, user, new Date(Date.now() + 300_000), PRIORITY.active, () => new Date());
+    expect(again.jobId).toBe(retrying.id);
+    expect((await producer.getJob(retrying.id!))!.priority).toBe(PRIORITY.onDemand);
+  });
+
   it("refuse what is not a ULID at all", async () => {
     await expect(scheduleRefresh(producer, "not-a-ulid", new Date(), PRIORITY.idle, () => new Date())).rejects.toMatchObject({
       code: "input.invalid_user_ulid",
