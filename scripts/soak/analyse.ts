@@ -404,6 +404,16 @@ export function analyse(r: SoakResult): Analysis {
       detail: `${violations.length} outside every window: ${violationKinds.join(", ")}`,
     },
   ];
+  // A failure answer's window runs to the end of traffic when its user never stored a pair again: fair for a
+  // user lost afterwards (a lost rotation explains it), suspicious for anyone else.
+  const neverRepaired = [
+    ...new Set(windows.filter((w) => w.kind === "failed-answer" && w.unrepaired).flatMap((w) => [...(w.users ?? [])])),
+  ].filter((u) => !lostSet.has(u));
+  if (neverRepaired.length > 0) {
+    notes.push(
+      `${neverRepaired.length} user(s) received an injected failure answer and never stored a pair afterwards, yet are not lost (${neverRepaired.slice(0, 5).join(", ")}${neverRepaired.length > 5 ? ", …" : ""}): their windows run to the end of traffic.`,
+    );
+  }
   if (unaccounted !== 0) {
     notes.push(
       `${unaccounted} rotation(s) Cal.com committed are neither stored nor measured lost (users: ${unaccountedUsers.slice(0, 5).join(", ")}${unaccountedUsers.length > 5 ? ", …" : ""}).`,

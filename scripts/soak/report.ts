@@ -27,6 +27,16 @@ function auditText(x: AuditRow): string {
   return `${sec(x.t)} ${x.outcome}/${x.trigger}${x.errorCode ? `/${x.errorCode}` : ""}`;
 }
 
+/** The refresh queue's runnable backlog (waiting + prioritized) over the traffic, from the per-second samples. */
+function backlogText(r: SoakResult): string {
+  const samples = r.queueSamples ?? [];
+  if (samples.length === 0) return "";
+  const runnable = samples.map((x) => ({ t: x.t, n: x.waiting + x.prioritized }));
+  const peak = runnable.reduce((m, x) => (x.n > m.n ? x : m));
+  const over = runnable.filter((x) => x.n > 100).length;
+  return ` During the traffic (${samples.length} one-second samples), runnable jobs (waiting + prioritized) peaked at ${n(peak.n)} at ${sec(peak.t)}; more than 100 were runnable in ${over} of the samples.`;
+}
+
 export function renderReport(r: SoakResult, a: Analysis): string {
   const o = r.options;
   const out: string[] = [];
@@ -96,7 +106,7 @@ export function renderReport(r: SoakResult, a: Analysis): string {
             .map(([k, v]) => `${k} ${v}`)
             .join(", ")
         : "unknown"
-    }.`,
+    }.${backlogText(r)}`,
   );
   line();
 

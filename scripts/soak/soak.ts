@@ -116,6 +116,8 @@ export interface SoakResult {
   fake: FakeStats;
   heldPairsAtEnd: number | null;
   queueAtEnd: Record<string, number> | null;
+  /** The refresh queue's job counts, read every second during the traffic (a missing second: Redis did not answer). */
+  queueSamples?: { t: number; active: number; waiting: number; prioritized: number; delayed: number }[];
   eventLoopDelayMs: { p50: number; p99: number; max: number };
   /** Times this process's event loop was blocked for more than 150 ms (t from the start of traffic). */
   stalls: { t: number; ms: number }[];
@@ -210,6 +212,7 @@ export async function runSoak(options: SoakOptions, io: SoakIo = {}): Promise<So
   let queue: Queue | undefined;
   let probe: Redis | undefined;
   let ticker: NodeJS.Timeout | undefined;
+  let sampler: NodeJS.Timeout | undefined;
   const faultTimers: NodeJS.Timeout[] = [];
   const LOOP_RESOLUTION_MS = 10;
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
@@ -447,6 +450,24 @@ export async function runSoak(options: SoakOptions, io: SoakIo = {}): Promise<So
       theFake.faults.latencyMs = options.calcomLatencyMs;
     };
     faultTimers.push(setTimeout(stopInjector, plan.continuous.until));
+    const queueSamples: NonNullable<SoakResult["queueSamples"]> = [];
+    sampler = setInterval(() => {
+      const t = rel();
+      void within(
+        theQueue.getJobCounts("active", "waiting", "prioritized", "delayed").catch(() => null),
+        500,
+        null,
+      ).then((c) => {
+        if (c)
+          queueSamples.push({
+            t,
+            active: c.active ?? 0,
+            waiting: c.waiting ?? 0,
+            prioritized: c.prioritized ?? 0,
+            delayed: c.delayed ?? 0,
+          });
+      });
+    }, 1_000);
     ticker = setInterval(() => {
       const s = theFake.stats();
       const q = traffic?.live();
@@ -461,6 +482,7 @@ export async function runSoak(options: SoakOptions, io: SoakIo = {}): Promise<So
     traffic = undefined;
     const trafficMs = Date.now() - t0;
     clearInterval(ticker);
+    clearInterval(sampler);
     stopInjector();
     await within(Promise.allSettled(running), 30_000, []);
     loopDelay.disable();
@@ -548,6 +570,7 @@ export async function runSoak(options: SoakOptions, io: SoakIo = {}): Promise<So
       fake: fakeStats,
       heldPairsAtEnd,
       queueAtEnd: queueAtEnd as Record<string, number> | null,
+      queueSamples: queueSamples.sort((a, b) => a.t - b.t),
       // The histogram includes its own sampling interval.
       eventLoopDelayMs: { p50: loopMs(loopDelay.percentile(50)), p99: loopMs(loopDelay.percentile(99)), max: loopMs(loopDelay.max) },
       stalls,
@@ -566,6 +589,7 @@ export async function runSoak(options: SoakOptions, io: SoakIo = {}): Promise<So
       }
     };
     clearInterval(ticker);
+    clearInterval(sampler);
     clearInterval(stallTimer);
     for (const t of faultTimers) clearTimeout(t);
     injector?.stop();

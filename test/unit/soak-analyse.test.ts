@@ -1,7 +1,7 @@
 /**
  * The chaos soak's judge (scripts/soak/analyse.ts) on hand-made runs: how a token call's fate is
  * classified (withheld, undeliverable on a killed worker by its port, reached a worker killed before
- * storing), and the four parts of the pass rule.
+ * storing), the four parts of the pass rule, and the per-user window an injected failure answer opens.
  */
 import { analyse, lossOf } from "../../scripts/soak/analyse.js";
 import { defaultOptions } from "../../scripts/soak/options.js";
@@ -192,5 +192,58 @@ describe("analyse: the pass rule", () => {
       ["01M8GRS6JT3J8CFTD161BGC2R9", 90_000],
     ]);
     expect(a.rules[3]?.ok).toBe(false);
+  });
+
+  it("an injected failure answer opens a window for the user who received it, until their next stored pair + 2 s; nobody else's", () => {
+    const r = clean();
+    const X = "01M8GRS6JT3J8CFTD161BGC2R9";
+    r.users.push({ userUlid: X, kind: "managed", calUserId: 1003, ttlMs: 60_000 });
+    r.rows.push(row(X, "managed"));
+    r.rows[0] = row(M, "managed", { version: 3 });
+    r.calls.push(
+      // M's refresh answered 503 by the injector (the answer reached the worker); the retry rotated and was stored at 55 s.
+      call({ userUlid: M, arrived: 50_000, answered: 50_150, outcome: "other", fault: "status503" }),
+      call({ userUlid: M, arrived: 54_850, answered: 55_000 }),
+      // X's 500 never reached anyone (the caller was gone): no window.
+      call({ userUlid: X, arrived: 50_000, answered: 50_150, outcome: "other", fault: "status500", delivery: "gone" }),
+    );
+    r.audits.push(audit(M, "FAILED_TRANSIENT", 50_160), audit(M, "REFRESHED", 55_010));
+    r.fake.refreshes = 2;
+    const fail = (user: string, start: number): RequestEvent => ({
+      start,
+      end: start + 3,
+      user,
+      kind: "managed",
+      moduleMs: 3,
+      waitedOnRefresh: false,
+      failure: "calcom.transient",
+      slow: false,
+    });
+    r.traffic.notable = [fail(M, 50_100), fail(M, 53_000), fail(M, 56_900), fail(M, 57_500), fail(X, 51_000)];
+    const a = analyse(r);
+    expect(a.rotations.unaccounted).toBe(0);
+    expect(a.windows.filter((w) => w.kind === "failed-answer").map((w) => [[...(w.users ?? [])], w.start, w.end])).toEqual([
+      [[M], 50_000, 57_010],
+    ]);
+    expect(a.requests.violations.map((e) => [e.user, e.start])).toEqual([
+      [X, 51_000],
+      [M, 57_500],
+    ]);
+    const row3 = a.requests.byWindow.find((w) => w.label.startsWith("injected failure answers"));
+    expect(row3).toMatchObject({ span: "1 windows, longest 7.0 s" });
+    expect(row3?.failed.get("calcom.transient")).toBe(3);
+    expect(a.rules[3]?.ok).toBe(false);
+
+    // Without a later stored pair the window runs to the end of traffic, and says so.
+    r.audits = r.audits.filter((x) => !(x.userUlid === M && x.t === 55_010));
+    const open = analyse(r);
+    expect(open.windows.find((w) => w.kind === "failed-answer")).toMatchObject({ end: 120_000, unrepaired: true });
+    expect(open.requests.byWindow.find((w) => w.label.startsWith("injected failure answers"))?.span).toBe(
+      "1 windows (1 without a later stored pair: to the end of traffic)",
+    );
+    expect(open.requests.violations.map((e) => [e.user, e.start])).toEqual([[X, 51_000]]);
+    expect(open.notes.join(" ")).toContain(
+      `1 user(s) received an injected failure answer and never stored a pair afterwards, yet are not lost (${M})`,
+    );
   });
 });

@@ -129,7 +129,6 @@ describe("producers", () => {
     expect(await moved.getState()).toBe("delayed");
     expect(moved.timestamp + moved.delay).toBeGreaterThanOrEqual(soon.getTime() - 1_000);
     expect(moved.timestamp + moved.delay).toBeLessThanOrEqual(soon.getTime() + 1_000);
-
   });
 
   it("never demote a delayed on-demand job (one waiting out a retry) to a scheduled priority", async () => {
