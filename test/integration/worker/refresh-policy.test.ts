@@ -95,6 +95,7 @@ describe("with the default windows", () => {
     const parked = async () =>
       (await h.db.calToken.findUniqueOrThrow({ where: { userUlid: user.userUlid } })).nextRefreshAt.getTime() > Date.now() + 29 * D;
     expect(await eventually(parked, 15_000, 100)).toBe(true);
+    expect(await eventually(async () => (await finishedJobs(worker, user.userUlid)).length > 0, 5_000, 50)).toBe(true);
     const job = (await finishedJobs(worker, user.userUlid))[0];
     expect(job?.returnvalue).toEqual({ result: "idle" });
     const { logs } = await worker.refreshQueue.getJobLogs(job!.id!);
@@ -158,6 +159,8 @@ describe("with the default windows", () => {
         expect(row.nextRefreshAt.getTime()).toBeGreaterThanOrEqual(rt - 5 * D);
         expect(row.nextRefreshAt.getTime()).toBeLessThanOrEqual(rt - 3 * D);
       }
+      // The row is re-planned before the job finishes (it then schedules its successor): wait for it.
+      expect(await eventually(async () => (await finishedJobs(worker, user.userUlid)).length > 0, 5_000, 50)).toBe(true);
       const job = (await finishedJobs(worker, user.userUlid))[0];
       expect(job?.returnvalue).toEqual({ result: "idle" });
       const { logs } = await worker.refreshQueue.getJobLogs(job!.id!);
