@@ -15,7 +15,7 @@
 import { DelayedError, Worker, type Job, type Queue } from "bullmq";
 import { ERROR_CODES, TokenDecryptError } from "../src/core/errors.js";
 import { failureFromError } from "../src/core/failures.js";
-import { decideScheduled, type GrantPolicy, priorityForRow, type RefreshPlan, type ScheduledDecision } from "../src/core/grant-policy.js";
+import { decideScheduled, type GrantPolicy, priorityForRow, type RefreshPlan } from "../src/core/grant-policy.js";
 import type { TokenMeta, TokenRecord, TokenStore } from "../src/core/ports.js";
 import type { Clock, Rand } from "../src/core/types.js";
 import { componentLogger, type Logger } from "../src/log/logger.js";
@@ -94,7 +94,7 @@ async function processRefresh(ctx: Ctx, job: Job<RefreshJobData>, bullToken: str
   if (token.status === "RECONNECT_REQUIRED") return done(job, at, { result: "reconnect_required" });
   const onDemand = job.priority === PRIORITY.onDemand;
   if (!onDemand) {
-    const decision = decide(ctx, token);
+    const decision = decideScheduled(token, ctx.clock(), ctx.policy, ctx.rand, DUE_SLACK_MS);
     if (!decision.refresh && decision.reason === "not_due") return notDue(ctx, job, at, token, bullToken, decision.priority);
     if (!decision.refresh) return idle(ctx, job, at, token, decision.plan);
     ctx.log.debug({ userUlid, jobId: job.id, purpose: decision.purpose }, "refresh job due");
@@ -140,19 +140,6 @@ async function readRow(ctx: Ctx, job: Job<RefreshJobData>, at: AttemptNumber, us
     await logAttempt(job, failed.message);
     throw failed;
   }
-}
-
-/**
- * The policy's decision for a scheduled job (src/core/grant-policy.ts). A user in a failure streak is
- * retried whatever their activity: the row's next_refresh_at is then also the cool-down request paths
- * obey (src/refresh/refresher.ts), which must never move weeks ahead (the store refuses it too).
- */
-function decide(ctx: Ctx, token: TokenRecord): ScheduledDecision {
-  const decision = decideScheduled(token, ctx.clock(), ctx.policy, ctx.rand, DUE_SLACK_MS);
-  if (!decision.refresh && decision.reason === "idle" && token.lastFailureAt !== null) {
-    return { refresh: true, purpose: token.kind === "oauth2" ? "keep_alive" : "keep_fresh" };
-  }
-  return decision;
 }
 
 /**
@@ -215,7 +202,7 @@ async function scheduleNext(ctx: Ctx, job: Job<RefreshJobData>, meta: TokenMeta,
   if (meta.status !== "ACTIVE") return;
   // This job still holds the user's deduplication key; release it or the next add is swallowed.
   await job.removeDeduplicationKey();
-  await scheduleRefresh(ctx.queue, meta.userUlid, meta.nextRefreshAt, priority, ctx.clock);
+  await scheduleRefresh(ctx.queue, meta.userUlid, meta.nextRefreshAt, priority, ctx.clock, { keyReleased: true });
 }
 
 /**

@@ -231,6 +231,7 @@ export function simulate(p: SimParams, spec: StrategySpec, pop: Population = bui
       refreshTokenExpiresAt: pop.kind[u] === KIND_OAUTH2 ? D(rtExp[u] as number) : null,
       lastUsedAt: lastUsedDate(u, q),
       nextRefreshAt: D(nra[u] as number),
+      lastFailureAt: null, // no faults in the simulation
     };
   }
 

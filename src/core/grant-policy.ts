@@ -19,6 +19,9 @@
  *    did not get through: budget short, Cal.com failing, the worker down).
  * 6. OAuth2 rows carry their refresh-token expiry. Cal.com does not send it, so it is assumed to be
  *    the time the request that issued the pair was sent + 30 days (`assumedRefreshTokenExpiry`).
+ * 7. A row in a failure streak is retried when its job wakes, whatever the user's activity: its
+ *    next_refresh_at is then also the cool-down request paths obey, which must never move weeks
+ *    ahead (the store's `reschedule` refuses it too).
  */
 import { computeNextRefreshAt } from "./policy.js";
 import { PRIORITY, priorityFor } from "./priority.js";
@@ -55,6 +58,8 @@ export interface GrantRow {
   refreshTokenExpiresAt: Date | null;
   lastUsedAt: Date | null;
   nextRefreshAt: Date;
+  /** Set while the row is in a failure streak (rule 7). */
+  lastFailureAt: Date | null;
 }
 
 export type RefreshPurpose = "keep_fresh" | "keep_alive" | "parked";
@@ -100,7 +105,12 @@ function keepAliveWindowStart(rtExpiresAt: Date, p: GrantPolicy): number {
  * write of a new pair (persist applies MIN_REFRESH_INTERVAL on top), by saveCalTokens, and by a job
  * that found its user idle.
  */
-export function planNextRefresh(row: Omit<GrantRow, "nextRefreshAt" | "status">, now: Date, p: GrantPolicy, rand: Rand): RefreshPlan {
+export function planNextRefresh(
+  row: Omit<GrantRow, "nextRefreshAt" | "status" | "lastFailureAt">,
+  now: Date,
+  p: GrantPolicy,
+  rand: Rand,
+): RefreshPlan {
   if (isRecentlyActive(row.lastUsedAt, now, p)) {
     return {
       purpose: "keep_fresh",
@@ -148,6 +158,7 @@ export function decideScheduled(row: GrantRow, now: Date, p: GrantPolicy, rand: 
     const rt = row.refreshTokenExpiresAt;
     if (rt === null || now.getTime() >= keepAliveWindowStart(rt, p)) return { refresh: true, purpose: "keep_alive" };
   }
+  if (row.lastFailureAt !== null) return { refresh: true, purpose: row.kind === "oauth2" ? "keep_alive" : "keep_fresh" };
   return { refresh: false, reason: "idle", plan: planNextRefresh(row, now, p, rand) };
 }
 

@@ -61,6 +61,8 @@ export async function scheduleRefresh(
   at: Date,
   priority: number,
   clock: Clock,
+  /** The caller is the user's own job and has just released its deduplication key: no other job to align. */
+  opts: { keyReleased?: boolean } = {},
 ): Promise<ScheduleResult> {
   const ulid = canonicalJobUlid(userUlid);
   const now = clock();
@@ -73,7 +75,7 @@ export async function scheduleRefresh(
       deduplication: { id: refreshDedupId(ulid), reschedule: true },
     },
   );
-  if (job.id !== undefined) await alignPriority(queue, job.id, priority);
+  if (job.id !== undefined && opts.keyReleased !== true) await alignPriority(queue, job.id, priority);
   return { jobId: job.id };
 }
 

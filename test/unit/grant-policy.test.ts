@@ -47,6 +47,7 @@ function row(over: Partial<GrantRow> & Pick<GrantRow, "kind">): GrantRow {
     refreshTokenExpiresAt: over.kind === "oauth2" ? at(30 * D) : null,
     lastUsedAt: null,
     nextRefreshAt: now,
+    lastFailureAt: null,
     ...over,
   };
 }
@@ -223,6 +224,16 @@ describe("decideScheduled (a scheduled job that woke up)", () => {
     [
       "due, idle OAuth2 user without a stored expiry: keep alive",
       row({ kind: "oauth2", refreshTokenExpiresAt: null }),
+      { refresh: true, purpose: "keep_alive" },
+    ],
+    [
+      "due, idle managed user in a failure streak: retry (its next_refresh_at is the request paths' cool-down)",
+      row({ kind: "managed", lastFailureAt: at(-10 * S) }),
+      { refresh: true, purpose: "keep_fresh" },
+    ],
+    [
+      "due, idle OAuth2 user in a failure streak, far from its keep-alive window: retry",
+      row({ kind: "oauth2", refreshTokenExpiresAt: at(20 * D), lastFailureAt: at(-10 * S) }),
       { refresh: true, purpose: "keep_alive" },
     ],
   ] as const)("%s", (_what, r, expected) => {
