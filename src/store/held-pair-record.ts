@@ -29,9 +29,14 @@ const RANGES = {
   /** Records live a week in Redis; allow a day of slack, and some clock skew between processes. */
   heldSinceAgeMs: 8 * DAY_MS,
   heldSinceAheadMs: DAY_MS,
-  /** An access expiry is normalised to at most a day after the refresh, nextRefreshAt comes before it; allow two. */
+  /** An access expiry is normalised to at most a day after the refresh; allow two. */
   accessAheadMs: 2 * DAY_MS,
-  nextRefreshAheadMs: 2 * DAY_MS,
+  /**
+   * The refresh policy plans far ahead for idle users (src/core/grant-policy.ts): an idle OAuth2
+   * grant's keep-alive weeks out, an idle managed user parked up to PARK_SECONDS (at most 365 days).
+   * A pair held after such a refresh must stay writable: refusing it would quarantine the only copy.
+   */
+  nextRefreshAheadMs: 400 * DAY_MS,
   /** Refresh tokens are issued for a year; five is still plausible, 2099 is not. */
   refreshAheadMs: 5 * 365 * DAY_MS,
   behindMs: DAY_MS,

@@ -48,6 +48,14 @@ it("round-trips every field, and the stored value is one envelope with nothing r
   expect(d).toEqual({ ok: true, held: { ...held(), raw } });
 });
 
+it.each([
+  ["an idle OAuth2 grant's keep-alive, weeks out", 27 * DAY],
+  ["an idle managed user parked for the longest PARK_SECONDS (365 days)", 365 * DAY],
+])("accepts the next refresh time of a pair rotated for %s: refusing it would quarantine the only copy", (_what, aheadMs) => {
+  const raw = encodeHeldPair(cipher, held({ nextRefreshAt: new Date(NOW.getTime() + aheadMs) }));
+  expect(decodeHeldPair(cipher, USER, raw, NOW)).toMatchObject({ ok: true, held: { nextRefreshAt: new Date(NOW.getTime() + aheadMs) } });
+});
+
 it("keeps a null refresh expiry", () => {
   const h = held();
   const raw = encodeHeldPair(cipher, { ...h, pair: { ...h.pair, refreshTokenExpiresAt: null } });
