@@ -145,7 +145,8 @@ async function readRow(ctx: Ctx, job: Job<RefreshJobData>, at: AttemptNumber, us
 /**
  * The user is idle and nothing is due for them: no call. The re-planned time goes to the row (a
  * compare-and-swap on the version that does not bump it and writes no audit row) and the job sleeps
- * until then. If the row changed meanwhile (a refresh, a failure, a reconnect), its own time stands.
+ * until then. If the row changed meanwhile (a refresh, a failure, a reconnect, the user came back),
+ * its own time stands.
  */
 async function idle(
   ctx: Ctx,
@@ -154,7 +155,8 @@ async function idle(
   token: TokenRecord,
   plan: RefreshPlan,
 ): Promise<RefreshJobResult> {
-  const moved = await ctx.store.reschedule({ userUlid: token.userUlid, expectedVersion: token.version, nextRefreshAt: plan.at });
+  const idleSince = new Date(ctx.clock().getTime() - ctx.policy.keepFreshWindowMs);
+  const moved = await ctx.store.reschedule({ userUlid: token.userUlid, expectedVersion: token.version, nextRefreshAt: plan.at, idleSince });
   if (!moved) {
     const current = await ctx.store.getMeta(token.userUlid);
     if (current) await scheduleNext(ctx, job, current, priorityForRow(current, ctx.clock(), ctx.policy));

@@ -141,7 +141,19 @@ export interface TokenStore {
    * obey, which must never move weeks ahead). Does not bump the version, writes no audit row and leaves
    * updated_at alone: scheduling is coordination, not data. `false` = the row changed meanwhile.
    */
-  reschedule(input: { userUlid: string; expectedVersion: number; nextRefreshAt: Date }): Promise<boolean>;
+  reschedule(input: {
+    userUlid: string;
+    expectedVersion: number;
+    nextRefreshAt: Date;
+    /** Only if no request path used the token since this time (a user who just came back is not parked). */
+    idleSince: Date;
+  }): Promise<boolean>;
+  /**
+   * Cal.com rejected the stored refresh token (compare-and-swap on the version): sets
+   * refresh_token_rejected so no later attempt presents it again; nothing else changes. The next pair
+   * written clears it. `false` = the row moved on.
+   */
+  markRefreshTokenRejected(input: { userUlid: string; expectedVersion: number }): Promise<boolean>;
   /** status = RECONNECT_REQUIRED, CAS on version; releases the lease if ours. */
   markReconnectRequired(input: { userUlid: string; expectedVersion: number; owner: string; code: string; now: Date }): Promise<boolean>;
   /** Records use by a request path (prioritises busy users). Cheap, best effort. */

@@ -101,15 +101,28 @@ export async function settleRejection(a: Attempt, status: number): Promise<Refre
     return settledByOther(ctx, token.userUlid);
   }
   if (token.kind !== "managed" || token.calUserId === null) return settleReconnect(a, `refresh token rejected (${status})`);
+  // The token is dead: mark it (still under our lease) so that no later attempt, whatever happens to
+  // this one, presents it again; the next attempt force-refreshes at once.
+  await markRejected(a);
   // The force-refresh must also run under the lease (extended to cover it), or a second process could
   // rotate meanwhile; it counts against the call budget like any token call. A closed gate leaves the
-  // rejected token in the row, marked so the next attempt force-refreshes without presenting it.
+  // rejected token in the row, marked: the result is a retryable failure, never a success.
   const gate = await passGates(a, { checkBreaker: false });
-  if (!gate.open) return markRejected(a, gate.outcome);
+  if (!gate.open) return gate.outcome;
   const why = token.rotationUncertain
     ? "refresh token rejected after a lost response; force-refreshing"
     : "refresh token rejected; force-refreshing";
   return forceRefresh(a, token.calUserId, false, `${why} (${status})`);
+}
+
+/** Best effort: without the mark, the next attempt presents the token once more and is rejected again (a call, not the grant). */
+async function markRejected(a: Attempt): Promise<void> {
+  const { ctx, token } = a;
+  try {
+    await ctx.store.markRefreshTokenRejected({ userUlid: token.userUlid, expectedVersion: token.version });
+  } catch (err) {
+    ctx.log.warn({ userUlid: token.userUlid, err }, "could not mark the rejected refresh token; the next attempt presents it again");
+  }
 }
 
 /** Managed recovery: a new pair for the user by Cal.com user id, under the attempt's (extended) lease. */
@@ -121,34 +134,6 @@ async function forceRefresh(a: Attempt, calUserId: number, probe: boolean, why: 
   // The old refresh token is dead either way now: a failed force-refresh leaves the rotation uncertain
   // and the token marked rejected, so the retry force-refreshes again instead of presenting it.
   return settle({ ...a, token: { ...token, rotationUncertain: true, refreshTokenRejected: true } }, forced, "FORCE_REFRESHED");
-}
-
-/**
- * The call budget or the breaker refused the force-refresh after a rejection: the refused outcome
- * stands, and the row records that its refresh token is dead, with the refusal's wait as the retry
- * time (best effort; without it the next attempt presents the token once more and is rejected again,
- * which costs a call, not the grant). A lost lease is left alone: the row is another attempt's now.
- */
-async function markRejected(a: Attempt, refused: RefreshOutcome): Promise<RefreshOutcome> {
-  const { ctx, token } = a;
-  if (refused.ok || refused.error.code === ERROR_CODES.leaseTimeout) return refused;
-  const now = ctx.clock();
-  try {
-    await ctx.store.recordFailure({
-      userUlid: token.userUlid,
-      expectedVersion: token.version,
-      owner: a.lease.token,
-      code: refused.error.code,
-      rotationUncertain: token.rotationUncertain,
-      refreshTokenRejected: true,
-      nextRefreshAt: new Date(now.getTime() + (refused.retryAfterMs ?? backoffDelayMs(token.failureCount, ctx.rand))),
-      failureWindowMs: ctx.policy.failureWindowMs,
-      now,
-    });
-  } catch (err) {
-    ctx.log.warn({ userUlid: token.userUlid, err }, "could not mark the rejected refresh token; the next attempt presents it again");
-  }
-  return refused;
 }
 
 /** The grant is dead: RECONNECT_REQUIRED (compare-and-swap on the version read), audit row, alert. */

@@ -165,7 +165,15 @@ export function createTokenStore(deps: { prisma: PrismaClient; cipher: TokenCiph
       const count = await prisma.$executeRaw`
         UPDATE cal_token SET next_refresh_at = ${input.nextRefreshAt}::timestamptz
         WHERE user_ulid = ${normalizeUlid(input.userUlid)} AND version = ${input.expectedVersion}::int
-          AND status = 'ACTIVE'::"CalTokenStatus" AND last_failure_at IS NULL`;
+          AND status = 'ACTIVE'::"CalTokenStatus" AND last_failure_at IS NULL
+          AND (last_used_at IS NULL OR last_used_at < ${input.idleSince}::timestamptz)`;
+      return count > 0;
+    },
+
+    async markRefreshTokenRejected(input) {
+      const count = await prisma.$executeRaw`
+        UPDATE cal_token SET refresh_token_rejected = true
+        WHERE user_ulid = ${normalizeUlid(input.userUlid)} AND version = ${input.expectedVersion}::int`;
       return count > 0;
     },
 

@@ -418,9 +418,20 @@ export function createInMemoryTokenStore(opts: InMemoryTokenStoreOptions = {}): 
         const nextRefreshAt = date(input.nextRefreshAt, "nextRefreshAt");
         const expectedVersion = int(input.expectedVersion, "expectedVersion");
         const row = find(input.userUlid);
+        const idleSince = date(input.idleSince, "idleSince");
         if (row === undefined || row.version !== expectedVersion || row.status !== "ACTIVE" || row.lastFailureAt !== null) return false;
+        if (row.lastUsedAt !== null && row.lastUsedAt.getTime() >= idleSince.getTime()) return false;
         // Only next_refresh_at: no version, no updated_at, no audit row.
         row.nextRefreshAt = nextRefreshAt;
+        return true;
+      }),
+
+    markRefreshTokenRejected: (input) =>
+      run("markRefreshTokenRejected", () => {
+        const expectedVersion = int(input.expectedVersion, "expectedVersion");
+        const row = find(input.userUlid);
+        if (row === undefined || row.version !== expectedVersion) return false;
+        row.refreshTokenRejected = true;
         return true;
       }),
 

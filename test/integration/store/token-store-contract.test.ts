@@ -689,14 +689,16 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
       const until = await leased(id, "worker-b");
       const before = await row(id);
       const parked = at(30 * 86400);
-      expect(await store.reschedule({ userUlid: id.toLowerCase(), expectedVersion: 1, nextRefreshAt: parked })).toBe(true);
+      expect(await store.reschedule({ userUlid: id.toLowerCase(), expectedVersion: 1, nextRefreshAt: parked, idleSince: at(0) })).toBe(
+        true,
+      );
       expect(await row(id)).toEqual({ ...before!, nextRefreshAt: parked, leaseOwner: "worker-b", leaseUntil: until });
       expect(await s.audits(id)).toEqual([]);
     });
 
     it("refuses a stale version, a failure streak (its next_refresh_at is the cool-down), a reconnect and a missing row", async () => {
       const { id } = await seeded();
-      const later = { nextRefreshAt: at(30 * 86400) };
+      const later = { nextRefreshAt: at(30 * 86400), idleSince: at(0) };
       const before = await row(id);
       expect(await store.reschedule({ userUlid: id, expectedVersion: 2, ...later })).toBe(false);
       expect(await row(id)).toEqual(before);
@@ -717,10 +719,33 @@ describe.each(SUBJECTS)("TokenStore contract: %s", (_name, makeSubject) => {
 
     it("a rotation after it wins (the version moved); a reschedule after a rotation is refused", async () => {
       const { id } = await seeded();
-      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(30 * 86400) })).toBe(true);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(30 * 86400), idleSince: at(0) })).toBe(true);
       expect(await store.saveRotated(rotated(id, { nextRefreshAt: at(4000) }))).toMatchObject({ ok: true, meta: { version: 2 } });
-      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(60 * 86400) })).toBe(false);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(60 * 86400), idleSince: at(0) })).toBe(false);
       expect(await store.getMeta(id)).toMatchObject({ version: 2, nextRefreshAt: at(4000) });
+    });
+  });
+
+  describe("reschedule and a user who came back", () => {
+    it("refuses when a request path used the token since idleSince (touchLastUsed bumps no version)", async () => {
+      const { id } = await seeded();
+      await store.touchLastUsed(id, at(100));
+      const before = await row(id);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(30 * 86400), idleSince: at(100) })).toBe(false);
+      expect(await row(id)).toEqual(before);
+      expect(await store.reschedule({ userUlid: id, expectedVersion: 1, nextRefreshAt: at(30 * 86400), idleSince: at(101) })).toBe(true);
+    });
+  });
+
+  describe("markRefreshTokenRejected (CAS on version)", () => {
+    it("sets the flag and nothing else; a stale version or a missing row is refused", async () => {
+      const { id } = await seeded();
+      const before = await row(id);
+      expect(await store.markRefreshTokenRejected({ userUlid: id, expectedVersion: 2 })).toBe(false);
+      expect(await row(id)).toEqual(before);
+      expect(await store.markRefreshTokenRejected({ userUlid: id.toLowerCase(), expectedVersion: 1 })).toBe(true);
+      expect(await row(id)).toEqual({ ...before!, refreshTokenRejected: true });
+      expect(await store.markRefreshTokenRejected({ userUlid: ulid(), expectedVersion: 1 })).toBe(false);
     });
   });
 

@@ -69,7 +69,7 @@ describe("the call budget", () => {
     ]);
   });
 
-  it("a force-refresh the budget refuses is a retryable failure, never a success; the row keeps its pair, marked rejected, due when the budget allows", async () => {
+  it("a force-refresh the budget refuses is a retryable failure, never a success; the row keeps its pair and lease state, its token marked rejected", async () => {
     const { h } = gated({ ratePerMinute: 2, reserve: 1 });
     const before = h.seed();
     h.calcom.script("refreshManaged", rejected(400));
@@ -82,16 +82,8 @@ describe("the call budget", () => {
       hasToken: true,
     });
     expect(h.observe()).toMatchObject({ ...nothingHappened, calls: [{ method: "refreshManaged", arg: "rt_1" }] });
-    expect(h.store.peek(USER)).toEqual({
-      ...before,
-      refreshTokenRejected: true,
-      failureCount: 1,
-      firstFailureAt: h.clock(),
-      lastFailureAt: h.clock(),
-      lastFailureCode: "refresh.budget_exhausted",
-      nextRefreshAt: new Date(h.clock().getTime() + 60_001),
-      updatedAt: h.clock(),
-    });
+    // A refusal by the budget is not the user's failure: no streak, no cool-down; only the mark.
+    expect(h.store.peek(USER)).toEqual({ ...before, refreshTokenRejected: true });
 
     // When the budget allows again (the sliding window has let go of both calls), the retry goes
     // straight to the force-refresh.
