@@ -75,7 +75,8 @@ export async function scheduleRefresh(
       deduplication: { id: refreshDedupId(ulid), reschedule: true },
     },
   );
-  if (job.id !== undefined && opts.keyReleased !== true) await alignPriority(queue, job.id, priority);
+  // Best effort: the job is in place at its new time; a failed alignment leaves only its old priority.
+  if (job.id !== undefined && opts.keyReleased !== true) await alignPriority(queue, job.id, priority).catch(() => undefined);
   return { jobId: job.id };
 }
 
