@@ -44,9 +44,9 @@ function killOf(c: CallSeen, faults: ExecutedFault[]): ExecutedFault | undefined
 /**
  * Why a rotation's answer did not reach a process that stored it, or null when it did. `storedBy(c, until)`
  * says whether the user had a pair stored between the answer and `until` (or recovered from a held pair later).
- * `minWriteMs`: the least time any worker of the run took from Cal.com's answer to the start of its write;
- * a worker killed sooner than that after the answer could not have stored it, whatever the design, so that
- * answer counts as one that never reached us.
+ * `minWriteMs`: the p99 of the time workers of the run took from Cal.com's answer to the start of their
+ * write; a worker killed sooner than that after the answer had not got to it yet, so an answer it never
+ * stored counts as one that never reached us.
  */
 export function lossOf(
   c: CallSeen,
@@ -64,9 +64,10 @@ export function lossOf(
     return "undeliverable: the caller had given up";
   }
   if (c.delivery === "closedAfter" && kill) {
-    // Killed before the fake answered (the process was gone), or too soon after for anyone to store it.
+    if (storedBy(c, kill.start + 100)) return null;
+    // Killed before the fake answered (the process was gone), or before the worker could get to it.
     if (kill.start < c.answered + minWriteMs) return "undeliverable: in flight on a killed worker";
-    return storedBy(c, kill.start + 100) ? null : "reached a worker that was killed before storing it";
+    return "reached a worker that was killed before storing it";
   }
   return null;
 }

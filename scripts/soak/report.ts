@@ -129,8 +129,8 @@ export function renderReport(r: SoakResult, a: Analysis): string {
       `Accounting, user by user: Cal.com committed ${n(a.rotations.atCalcom)} rotations; ${n(a.rotations.stored)} were stored ` +
       `(each stored pair raises the row's version by one), ${a.rotations.lost} lost as above, ${a.rotations.unaccounted} unaccounted` +
       `${a.rotations.unaccountedUsers.length > 0 ? ` (users ${a.rotations.unaccountedUsers.slice(0, 5).join(", ")})` : ""}. ` +
-      `A worker starts writing a pair ${ms(a.rotations.writeStartMs.p50)} after Cal.com's answer at p50, ${ms(a.rotations.writeStartMs.p1)} at p1; ` +
-      "a worker killed sooner than that after the answer could not have stored it, so such an answer counts as in flight on the killed worker.",
+      `A worker starts writing a pair ${ms(a.rotations.writeStartMs.p50)} after Cal.com's answer at p50, ${ms(a.rotations.writeStartMs.p99)} at p99; ` +
+      "an answer whose worker was killed sooner than the p99 after it was still in flight (the worker was reading it or had it queued behind other work), so it counts as in flight on the killed worker; a kill later than that, with the pair never stored, is a loss.",
   );
   line();
 
