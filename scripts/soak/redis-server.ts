@@ -3,8 +3,9 @@
  * and restarted (coming back empty, like test/integration/worker-process/redis-restart.test.ts)
  * without touching the shared Redis.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { spawnRedisServer } from "../../test/support/redis-server-process.js";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -32,29 +33,11 @@ export async function startOwnRedis(dir: string, track: (child: ChildProcess) =>
   let child: ChildProcess | undefined;
 
   async function start(): Promise<void> {
-    const c = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const { process: c, ready } = spawnRedisServer([
+      ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir],
+    ]);
     track(c);
-    let out = "";
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out.slice(-1000)}`)), 10_000);
-      const onData = (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("Ready to accept connections")) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      c.stdout?.on("data", onData);
-      c.stderr?.on("data", onData);
-      c.once("exit", (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}): ${out.slice(-1000)}`));
-      });
-    });
+    await ready;
     child = c;
   }
 

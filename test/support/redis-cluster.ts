@@ -7,12 +7,13 @@
  * `stop()` kills every child and removes the dir; a start that fails does the same before it throws,
  * and the children are also killed if the process exits first.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { spawnRedisServer } from "./redis-server-process.js";
 
 const run = promisify(execFile);
 
@@ -94,29 +95,7 @@ function startNode(dir: string, port: number, busPort: number, tlsArgs: string[]
     ...["--cluster-port", String(busPort), "--cluster-config-file", `nodes-${port}.conf`, "--cluster-node-timeout", "5000"],
     ...["--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no"],
   ];
-  const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server :${port} did not start: ${out.slice(-1000)}`)), START_TIMEOUT_MS);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("Ready to accept connections")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server :${port} exited (${code}): ${out.slice(-1000)}`));
-    });
-    child.once("error", (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  return { process: child, ready };
+  return spawnRedisServer(args, { label: `redis-server :${port}`, timeoutMs: START_TIMEOUT_MS });
 }
 
 /** Every node reports cluster_state:ok (all 16384 slots served and agreed on). */

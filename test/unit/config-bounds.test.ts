@@ -1,24 +1,9 @@
 /** Every number setting has both bounds; no duration can overflow a Node timer. */
 import { loadConfig } from "../../src/config/config.js";
 import { MAX_TIMER_MS, millis, seconds, spanSeconds } from "../../src/config/fields.js";
-import { ConfigError } from "../../src/core/errors.js";
+import { MINIMAL_ENV, problemsOf } from "../support/config-env.js";
 
-const good = {
-  DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/x",
-  CAL_CLIENT_ID: "client",
-  CAL_CLIENT_SECRET: "super-secret-value",
-  TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}`,
-};
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
-}
+const good = MINIMAL_ENV;
 
 describe("number bounds", () => {
   it.each([

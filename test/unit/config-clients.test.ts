@@ -5,25 +5,12 @@
  */
 import { loadConfig } from "../../src/config/config.js";
 import { NO_CLIENT } from "../../src/config/schema.js";
-import { ConfigError } from "../../src/core/errors.js";
 import { storedKindProblems, unconfiguredKinds } from "../../src/wiring/client-check.js";
+import { BASE_ENV, problemsOf } from "../support/config-env.js";
 
-const base = {
-  DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/x",
-  TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}`,
-};
+const base = BASE_ENV;
 const PLATFORM = { CAL_CLIENT_ID: "platform-id", CAL_CLIENT_SECRET: "platform-secret-value" };
 const OAUTH = { CAL_OAUTH_CLIENT_ID: "oauth-app-id", CAL_OAUTH_CLIENT_SECRET: "oauth-secret-value" };
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("Cal.com clients", () => {
   it("an OAuth 2.0 app alone is a complete configuration", () => {

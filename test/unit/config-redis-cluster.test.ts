@@ -8,25 +8,10 @@ import path from "node:path";
 import type { Cluster } from "ioredis";
 import { loadConfig } from "../../src/config/config.js";
 import { hashTag } from "../../src/config/fields.js";
-import { ConfigError } from "../../src/core/errors.js";
 import { fleetRedis, queueConnection, subscriberRedis } from "../../src/queue/connection.js";
+import { MINIMAL_ENV, problemsOf } from "../support/config-env.js";
 
-const base = {
-  DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/x",
-  CAL_CLIENT_ID: "client",
-  CAL_CLIENT_SECRET: "super-secret-value",
-  TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}`,
-};
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
-}
+const base = MINIMAL_ENV;
 
 describe("REDIS_CLUSTER", () => {
   it("is off by default; any prefix and database then work as before", () => {

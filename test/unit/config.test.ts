@@ -1,23 +1,9 @@
 import { loadConfig } from "../../src/config/config.js";
-import { ConfigError } from "../../src/core/errors.js";
+import type { ConfigError } from "../../src/core/errors.js";
+import { MINIMAL_ENV, problemsOf } from "../support/config-env.js";
 
 const KEY = Buffer.alloc(32, 7).toString("base64");
-const good = {
-  DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/x",
-  CAL_CLIENT_ID: "client",
-  CAL_CLIENT_SECRET: "super-secret-value",
-  TOKEN_ENCRYPTION_KEYS: `k1:${KEY}`,
-};
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error("expected a ConfigError");
-}
+const good = MINIMAL_ENV;
 
 describe("loadConfig", () => {
   it("parses a minimal environment with documented defaults", () => {

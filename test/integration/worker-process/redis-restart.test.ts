@@ -4,7 +4,7 @@
  * scheduler, and keep refreshing users — without a process restart. The database is the source of
  * truth; the sweep rebuilds the lost jobs from it.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { jest } from "@jest/globals";
 import { Redis } from "ioredis";
@@ -12,6 +12,7 @@ import { loadConfig } from "../../../src/config/config.js";
 import type { TokenStore } from "../../../src/core/ports.js";
 import type { WorkerApp } from "../../../src/wiring/worker-app.js";
 import { SWEEP_SCHEDULER_ID } from "../../../src/queue/names.js";
+import { spawnRedisServer } from "../../support/redis-server-process.js";
 import { createTokenCipher } from "../../../src/store/token-cipher.js";
 import { createTokenStore } from "../../../src/store/token-store.js";
 import { startHarness, type Harness, type SeededUser } from "../../support/harness.js";
@@ -40,30 +41,19 @@ async function freePort(): Promise<number> {
 
 /** A throwaway redis-server without persistence; resolves once it accepts connections. */
 async function startRedis(): Promise<ChildProcess> {
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${out.slice(-1000)}`)), 10_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("Ready to accept connections")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code}): ${out.slice(-1000)}`));
-    });
-  });
+  const { process: child, ready } = spawnRedisServer([
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+  ]);
+  await ready;
   return child;
 }
 
